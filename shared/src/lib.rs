@@ -1,0 +1,28 @@
+//! What Relay's gateway and worker share: the protocol, configuration, Redis
+//! key naming, the publish and history scripts, and process plumbing.
+//!
+//! # Layout
+//!
+//! - [`topic`]: topic names and their reserved shapes.
+//! - [`event`]: event ids (Redis stream ids), `since`, and the event frame format.
+//! - [`protocol`]: WebSocket client ops, server frames, error and close codes.
+//! - [`keys`]: Redis keys and channels; one hash tag per topic.
+//! - [`bus`]: publishing and reading history (one Lua script each).
+//! - [`cursor`]: opaque poll and SSE cursors.
+//! - [`config`]: both processes' configuration from the environment.
+//! - [`redis`]: Redis clients with Relay's reconnect and timeout policy.
+//! - [`telemetry`]: tracing and Prometheus setup.
+//! - [`shutdown`]: SIGTERM/SIGINT to a cancellation token.
+//! - [`jobs`]: the job half: records in PostgreSQL, the queue on Redis, job events.
+
+pub mod bus;
+pub mod config;
+pub mod cursor;
+pub mod event;
+pub mod jobs;
+pub mod keys;
+pub mod protocol;
+pub mod redis;
+pub mod shutdown;
+pub mod telemetry;
+pub mod topic;
