@@ -1,0 +1,226 @@
+//! `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs`, `POST /v1/jobs/{id}/cancel`.
+//!
+//! A user sees only their own jobs (another's answers 404, as if absent);
+//! admins see all.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use relay_shared::jobs::kinds;
+use relay_shared::jobs::model::{Accepted, JobRecord, JobState, SubmitRequest};
+use relay_shared::jobs::service::CancelResult;
+use relay_shared::jobs::store::{Cursor, ListFilter};
+use relay_shared::protocol::ErrorCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::JobsApi;
+use crate::auth::Identity;
+use crate::http::error::ApiError;
+
+/// Default and largest page of `GET /v1/jobs`.
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 200;
+
+fn visible(who: &Identity, job: &JobRecord) -> bool {
+    who.admin || job.owner == *who.sub
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("no such job")
+}
+
+/// Whether `id` can name a job at all. PostgreSQL `text` cannot hold NUL,
+/// so such an id would be a server error rather than "no such job".
+pub(crate) fn plausible_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && !id.contains('\0')
+}
+
+/// Whether a JSON value holds a NUL character (in a string or a key), which
+/// PostgreSQL `jsonb` refuses.
+fn has_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(a) => a.iter().any(has_nul),
+        serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// A `kind` filter: NUL can match no kind (and PostgreSQL refuses it).
+pub(crate) fn kind_filter(kind: Option<String>) -> Result<Option<String>, ApiError> {
+    match kind.filter(|k| !k.is_empty()) {
+        Some(k) if k.contains('\0') => Err(ApiError::invalid("kind must not contain NUL")),
+        k => Ok(k),
+    }
+}
+
+/// `POST /v1/jobs`: `202` with where to follow the job, or `200` with the
+/// earlier job of the same idempotency key.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = crate::openapi::schemas::SubmitRequest,
+    responses(
+        (status = 202, description = "recorded; will run at least once", body = crate::openapi::schemas::Accepted),
+        (status = 200, description = "the earlier job of this idempotency key", body = crate::openapi::schemas::Accepted),
+        (status = 400, description = "invalid request, unknown kind or upload", body = crate::openapi::schemas::ErrorBody),
+        (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 413, body = crate::openapi::schemas::ErrorBody), (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn submit(
+    State(api): State<JobsApi>,
+    parts: Parts,
+    body: Result<Json<SubmitRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let who = api.inner().auth.user(&parts)?;
+    let Json(req) = body?;
+    if has_nul(&req.payload) {
+        return Err(ApiError::invalid("payload must not contain NUL (\\u0000)"));
+    }
+    if req
+        .idempotency_key
+        .as_deref()
+        .is_some_and(|k| k.contains('\0'))
+    {
+        return Err(ApiError::invalid("idempotency_key must not contain NUL"));
+    }
+    let job = req.validate(&who.sub).map_err(ApiError::invalid)?;
+    if !api.kinds().await.contains(&job.kind) {
+        return Err(ApiError::invalid(format!(
+            "unknown job kind {:?}",
+            job.kind
+        )));
+    }
+    kinds::validate(&job.kind, &job.payload).map_err(ApiError::invalid)?;
+    for upload in kinds::uploads_named(&job.kind, &job.payload) {
+        match api.inner().jobs.store.upload_meta(&upload).await? {
+            Some(m) if m.complete && (who.admin || m.owner == *who.sub) => {}
+            _ => return Err(ApiError::invalid(format!("unknown upload {upload:?}"))),
+        }
+    }
+    let (record, created) = api.inner().jobs.submit(job).await?;
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(Accepted::new(&record.id, record.state))).into_response())
+}
+
+/// `GET /v1/jobs/{id}`.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = crate::openapi::schemas::JobRecord),
+        (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 404, description = "no such job (or not yours)", body = crate::openapi::schemas::ErrorBody),
+        (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_one(
+    State(api): State<JobsApi>,
+    parts: Parts,
+    Path(id): Path<String>,
+) -> Result<Json<JobRecord>, ApiError> {
+    let who = api.inner().auth.user(&parts)?;
+    if !plausible_id(&id) {
+        return Err(not_found());
+    }
+    match api.inner().jobs.store.get_job(&id).await? {
+        Some(job) if visible(&who, &job) => Ok(Json(job)),
+        _ => Err(not_found()),
+    }
+}
+
+/// Query of `GET /v1/jobs`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/jobs?state=&kind=&limit=&cursor=`: newest first.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    params(
+        ("state" = Option<String>, Query, description = "queued, running, completed, failed or cancelled"),
+        ("kind" = Option<String>, Query, description = "only jobs of this kind"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 200, description = "page size, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, body = crate::openapi::schemas::JobList),
+        (status = 400, body = crate::openapi::schemas::ErrorBody), (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(api): State<JobsApi>,
+    parts: Parts,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = api.inner().auth.user(&parts)?;
+    let Query(q) = query?;
+    let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(JobState::parse(s).ok_or_else(|| {
+            ApiError::invalid("state must be queued, running, completed, failed or cancelled")
+        })?),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            Cursor::decode(c)
+                .ok_or_else(|| ApiError::invalid("cursor is not one this server gave"))?,
+        ),
+    };
+    let filter = ListFilter {
+        owner: if who.admin {
+            None
+        } else {
+            Some(who.sub.to_string())
+        },
+        state,
+        kind: kind_filter(q.kind)?,
+        limit,
+        cursor,
+    };
+    let (jobs, next) = api.inner().jobs.store.list_jobs(&filter).await?;
+    Ok(Json(json!({ "jobs": jobs, "next_cursor": next })))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: `202` with the job (cancelled, or running
+/// and told to stop); `409` when it had already ended.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 202, description = "cancelled, or running and told to stop", body = crate::openapi::schemas::JobRecord),
+        (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 404, description = "no such job (or not yours)", body = crate::openapi::schemas::ErrorBody),
+        (status = 409, description = "the job had already ended", body = crate::openapi::schemas::ErrorBody),
+        (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(api): State<JobsApi>,
+    parts: Parts,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = api.inner().auth.user(&parts)?;
+    let jobs = &api.inner().jobs;
+    if !plausible_id(&id) {
+        return Err(not_found());
+    }
+    match jobs.store.job_owner(&id).await? {
+        Some(owner) if who.admin || owner == *who.sub => {}
+        _ => return Err(not_found()),
+    }
+    let reason = format!("cancelled by {}", who.sub);
+    match jobs.cancel(&id, &reason).await? {
+        CancelResult::Cancelled(job) | CancelResult::Stopping(job) => {
+            Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+        }
+        CancelResult::AlreadyEnded(job) => Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("the job has already ended ({})", job.state.as_str()),
+        )),
+        CancelResult::NotFound => Err(not_found()),
+    }
+}

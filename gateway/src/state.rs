@@ -1,0 +1,135 @@
+//! The gateway's shared state, handed to every handler.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use relay_shared::bus::Bus;
+use relay_shared::config::GatewayConfig;
+use relay_shared::protocol::ErrorCode;
+use relay_shared::topic::Topic;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Access, Authenticator, Identity};
+use crate::hub::Hub;
+use crate::limits::Limits;
+
+/// What the gateway needs from the job system: who owns a job, and whether
+/// its database answers.
+pub trait JobDirectory: Send + Sync {
+    /// The owner (`sub`) of a job, `None` if there is no such job.
+    fn owner<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, ErrorCode>> + Send + 'a>>;
+    /// Whether the job database answers right now.
+    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+    /// Queue depths and workers for `/v1/status`.
+    fn status(&self) -> Pin<Box<dyn Future<Output = serde_json::Value> + Send + '_>>;
+}
+
+/// What the state is built from.
+pub struct StateParts {
+    pub config: GatewayConfig,
+    pub instance: String,
+    pub bus: Bus,
+    pub hub: Hub,
+    pub auth: Arc<Authenticator>,
+    pub metrics: PrometheusHandle,
+    /// Cancelled when the gateway starts draining.
+    pub shutdown: CancellationToken,
+    pub jobs: Option<Arc<dyn JobDirectory>>,
+    /// Tracks long-lived client tasks (WebSocket sessions, SSE streams) for the drain.
+    pub tracker: TaskTracker,
+    pub limits: Arc<Limits>,
+}
+
+/// Shared state; cheap to clone. Dereferences to its [`StateParts`].
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    parts: StateParts,
+    started: Instant,
+    started_at_ms: u64,
+    clients: Arc<Semaphore>,
+}
+
+impl Deref for AppState {
+    type Target = StateParts;
+    fn deref(&self) -> &StateParts {
+        &self.0.parts
+    }
+}
+
+impl AppState {
+    pub fn new(parts: StateParts) -> Self {
+        let clients = Arc::new(Semaphore::new(parts.config.max_connections.get()));
+        let started_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Self(Arc::new(Inner {
+            parts,
+            started: Instant::now(),
+            started_at_ms,
+            clients,
+        }))
+    }
+
+    /// When this gateway started.
+    pub fn started(&self) -> Instant {
+        self.0.started
+    }
+
+    /// When this gateway started, in milliseconds since the Unix epoch.
+    pub fn started_at_ms(&self) -> u64 {
+        self.0.started_at_ms
+    }
+
+    pub fn draining(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// A place for one more long-lived client (WebSocket, SSE, long-poll), if any is left.
+    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.clients.clone().try_acquire_owned().ok()
+    }
+
+    /// The client's address (through trusted proxies).
+    pub fn client_ip(&self, parts: &axum::http::request::Parts) -> Option<std::net::IpAddr> {
+        crate::serve::client_ip(parts, &self.config.trusted_proxies.0)
+    }
+
+    /// Clients held now.
+    pub fn clients_held(&self) -> usize {
+        self.config.max_connections.get() - self.0.clients.available_permits()
+    }
+
+    /// Whether `identity` may read `topic`, on any transport.
+    pub async fn authorize_read(
+        &self,
+        identity: &Identity,
+        topic: &Topic,
+    ) -> Result<(), (ErrorCode, &'static str)> {
+        match identity.read_access(topic) {
+            Access::Allowed => Ok(()),
+            Access::Denied => Err((ErrorCode::Forbidden, "not allowed to read this topic")),
+            Access::IfJobOwner(id) => {
+                let Some(jobs) = &self.jobs else {
+                    return Err((ErrorCode::Forbidden, "not allowed to read this job"));
+                };
+                match jobs.owner(&id).await {
+                    Ok(Some(owner)) if owner == *identity.sub => Ok(()),
+                    Ok(_) => Err((ErrorCode::Forbidden, "not allowed to read this job")),
+                    Err(code) => Err((code, "could not check the job's owner")),
+                }
+            }
+        }
+    }
+}

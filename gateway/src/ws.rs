@@ -1,0 +1,648 @@
+//! `GET /v1/ws`: the WebSocket session.
+//!
+//! Per socket, a reader and a writer run side by side (joined with
+//! `select!`); when one ends, the other stops.
+//!
+//! - The **reader** parses client ops in order, answers them through the
+//!   writer's queue, and performs subscriptions: it tells the writer a topic
+//!   is starting (so live events are buffered), registers with the hub, waits
+//!   for the channel to be live, reads the history after `since`, and hands
+//!   the replay to the writer.
+//! - The **writer** owns the socket's sink and the per-topic delivery state:
+//!   it sends a replay, then the buffered live events after it (by id, so no
+//!   gap and no duplicate), then live events, batching frames with `feed`
+//!   and one `flush`. Its queue is bounded; the hub closes a client that lets
+//!   it fill (4008).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use relay_shared::bus::History;
+use relay_shared::event::{Since, StreamId};
+use relay_shared::protocol::{close, parse_client_frame, ClientOp, ErrorCode, ServerFrame};
+use relay_shared::topic::Topic;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tracing::Instrument;
+
+use crate::auth::Identity;
+use crate::http::error::ApiError;
+use crate::hub::{shed, ConnCtl, Outbound, Replay, Subscriber};
+use crate::limits::{Verdict, WsRate};
+use crate::metrics as m;
+use crate::state::AppState;
+
+/// Frames written before one flush, at most.
+const MAX_BATCH: usize = 256;
+/// Live events buffered per topic while its replay is read, at most.
+const MAX_PENDING: usize = 4096;
+/// How long a subscription waits for its channel to be live.
+const READY_WAIT: Duration = Duration::from_secs(5);
+/// How long the close frame may take to get out; it queues behind what the
+/// client has not read yet, so a slow client gets a while to catch up to it.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// The upgrade handler: authenticate, admit, then run the session.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+    parts: Parts,
+) -> Response {
+    let identity = match state.auth.user(&parts) {
+        Ok(id) => id,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Some(origin) = parts.headers.get(axum::http::header::ORIGIN) {
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| state.config.allowed_origins.allows(o));
+        if !allowed {
+            m::limit_hit("origin");
+            return ApiError::forbidden("origin not allowed").into_response();
+        }
+    }
+    if state.draining() {
+        return ApiError::unavailable("gateway is draining").into_response();
+    }
+    let Some(permit) = state.admit() else {
+        m::limit_hit("connections");
+        return ApiError::unavailable("gateway is at its connection limit")
+            .with_retry_after(5)
+            .into_response();
+    };
+    let ip = state.client_ip(&parts);
+    let slot = match state.limits.admit_conn(&identity.sub, ip) {
+        Ok(slot) => slot,
+        Err(msg) => {
+            return ApiError::new(ErrorCode::RateLimit, msg)
+                .with_retry_after(5)
+                .into_response()
+        }
+    };
+    let cfg = &state.config;
+    let frame = cfg.max_frame_bytes as usize;
+    let write_buffer = 8 * 1024;
+    let addr = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    ws.read_buffer_size(2 * 1024)
+        .write_buffer_size(write_buffer)
+        .max_write_buffer_size(write_buffer + 2 * frame + 4096)
+        .max_message_size(frame)
+        .max_frame_size(frame)
+        .on_upgrade(move |socket| {
+            let token = state.tracker.token();
+            let conn_id = state.hub.next_id();
+            let span =
+                tracing::info_span!("conn", conn_id, client.addr = ?addr, user = %identity.sub);
+            async move {
+                run_session(socket, state, identity, conn_id, permit).await;
+                drop((token, slot));
+            }
+            .instrument(span)
+        })
+}
+
+async fn run_session(
+    socket: WebSocket,
+    state: AppState,
+    identity: Identity,
+    conn_id: u64,
+    _permit: OwnedSemaphorePermit,
+) {
+    let (sink, stream) = socket.split();
+    session(sink, stream, state, identity, conn_id).await;
+}
+
+/// Runs one session over any sink and stream of WebSocket messages.
+pub async fn session<W, R>(sink: W, stream: R, state: AppState, identity: Identity, conn_id: u64)
+where
+    W: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    m::connections(1.0);
+    let (tx, rx) = mpsc::channel(state.config.send_queue.get());
+    let ctl = Arc::new(ConnCtl::default());
+    let last_seen = AtomicU64::new(0);
+    let started = Instant::now();
+    let session_name = format!("c-{conn_id:x}");
+    let welcome = ServerFrame::Welcome {
+        session: &session_name,
+        heartbeat_ms: state.config.heartbeat.as_millis() as u64,
+    };
+    let _ = tx.try_send(Outbound::Frame(welcome.to_json().into()));
+
+    let mut reader = Reader {
+        state: &state,
+        identity: &identity,
+        conn_id,
+        tx,
+        ctl: &ctl,
+        subs: HashSet::new(),
+        rate: state.limits.ws_limiter(),
+    };
+    let writer = Writer {
+        state: &state,
+        ctl: &ctl,
+        topics: HashMap::new(),
+    };
+    let expiry = identity
+        .expires_in()
+        .map(|d| tokio::time::Instant::now() + d);
+    tokio::select! {
+        _ = reader.run(stream, &last_seen, started) => {}
+        _ = writer.run(sink, rx, &last_seen, started, expiry) => {}
+    }
+    for topic in reader.subs.drain() {
+        state.hub.remove(&topic, conn_id);
+        m::subscriptions(-1.0);
+    }
+    m::connections(-1.0);
+    m::closed(match ctl.code() {
+        Some(close::DRAINING) => "draining",
+        Some(close::TOO_SLOW) => "too_slow",
+        Some(close::TOKEN_EXPIRED) => "token_expired",
+        Some(close::TOO_BIG) => "too_big",
+        Some(close::POLICY) => "policy",
+        Some(_) => "idle",
+        None => "client",
+    });
+}
+
+fn millis_since(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64
+}
+
+struct Reader<'a> {
+    state: &'a AppState,
+    identity: &'a Identity,
+    conn_id: u64,
+    tx: mpsc::Sender<Outbound>,
+    ctl: &'a Arc<ConnCtl>,
+    subs: HashSet<Topic>,
+    rate: WsRate,
+}
+
+impl Reader<'_> {
+    async fn run<R>(&mut self, mut stream: R, last_seen: &AtomicU64, started: Instant)
+    where
+        R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    {
+        loop {
+            let msg = tokio::select! {
+                msg = stream.next() => msg,
+                _ = self.ctl.closed() => return std::future::pending().await,
+            };
+            last_seen.store(millis_since(started), Ordering::Relaxed);
+            if let Some(Ok(Message::Text(_) | Message::Binary(_))) = &msg {
+                match self.rate.check() {
+                    Verdict::Accept => {}
+                    Verdict::Refuse => {
+                        self.error(None, ErrorCode::RateLimit, "too many frames; slow down")
+                            .await;
+                        continue;
+                    }
+                    Verdict::Close => {
+                        self.ctl.close(close::POLICY);
+                        return std::future::pending().await;
+                    }
+                }
+            }
+            match msg {
+                Some(Ok(Message::Text(text))) => self.on_text(&text).await,
+                Some(Ok(Message::Binary(_))) => {
+                    self.error(
+                        None,
+                        ErrorCode::InvalidMessage,
+                        "binary frames are not supported; send JSON text",
+                    )
+                    .await
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Err(e)) => {
+                    if is_too_big(e) {
+                        m::limit_hit("frame_size");
+                        self.ctl.close(close::TOO_BIG);
+                        return std::future::pending().await; // the writer sends the close
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn send(&self, msg: Outbound) {
+        tokio::select! {
+            _ = self.tx.send(msg) => {}
+            _ = self.ctl.closed() => {}
+        }
+    }
+
+    async fn reply(&self, frame: ServerFrame<'_>) {
+        self.send(Outbound::Frame(frame.to_json().into())).await;
+    }
+
+    async fn error(&self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
+        m::ws_error(code);
+        self.reply(ServerFrame::Error {
+            id,
+            code,
+            message,
+            retryable: code.retryable(),
+        })
+        .await;
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        match parse_client_frame(text) {
+            Err(e) => self.error(e.id, e.code, &e.message).await,
+            Ok(ClientOp::Ping { id }) => self.reply(ServerFrame::Pong { id }).await,
+            Ok(ClientOp::Subscribe {
+                id,
+                topic,
+                since,
+                epoch,
+            }) => self.subscribe(id, topic, since, epoch.as_deref()).await,
+            Ok(ClientOp::Unsubscribe { id, topic }) => {
+                if !self.subs.remove(&topic) {
+                    return self
+                        .error(id, ErrorCode::NotSubscribed, "not subscribed to this topic")
+                        .await;
+                }
+                self.state.hub.remove(&topic, self.conn_id);
+                m::subscriptions(-1.0);
+                self.send(Outbound::End {
+                    topic: topic.clone(),
+                })
+                .await;
+                self.reply(ServerFrame::Unsubscribed {
+                    id,
+                    topic: topic.as_str(),
+                })
+                .await;
+            }
+            Ok(ClientOp::Publish {
+                id,
+                topic,
+                kind,
+                data,
+            }) => {
+                if !self.identity.may_publish(&topic) {
+                    return self
+                        .error(
+                            id,
+                            ErrorCode::Forbidden,
+                            "not allowed to publish to this topic",
+                        )
+                        .await;
+                }
+                let data = data.unwrap_or(empty_object());
+                match self.state.bus.publish(&topic, &kind, data).await {
+                    Ok(p) => {
+                        metrics::counter!(m::EVENTS_PUBLISHED, "route" => "ws").increment(1);
+                        self.reply(ServerFrame::Ack {
+                            id,
+                            event_id: p.id.to_string(),
+                        })
+                        .await
+                    }
+                    Err(e) if e.is_unavailable() => {
+                        self.error(id, ErrorCode::Unavailable, "redis is unavailable")
+                            .await
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "publish failed");
+                        self.error(id, ErrorCode::ServerError, "publish failed")
+                            .await
+                    }
+                }
+            }
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        id: Option<&RawValue>,
+        topic: Topic,
+        since: Option<Since>,
+        epoch: Option<&str>,
+    ) {
+        let again = self.subs.contains(&topic);
+        if !again && self.subs.len() >= self.state.config.max_subscriptions.get() {
+            m::limit_hit("subscriptions");
+            let msg = format!(
+                "at most {} subscriptions per connection",
+                self.state.config.max_subscriptions
+            );
+            return self.error(id, ErrorCode::RateLimit, &msg).await;
+        }
+        if let Err((code, msg)) = self.state.authorize_read(self.identity, &topic).await {
+            return self.error(id, code, msg).await;
+        }
+        // Order matters: the writer must know the topic is replaying before
+        // the hub can hand it a live event.
+        self.send(Outbound::Begin {
+            topic: topic.clone(),
+        })
+        .await;
+        let sub = Subscriber::Conn {
+            id: self.conn_id,
+            tx: self.tx.clone(),
+            ctl: self.ctl.clone(),
+        };
+        let entry = self.state.hub.add(&topic, sub).await;
+        if !again {
+            self.subs.insert(topic.clone());
+            m::subscriptions(1.0);
+        }
+        let history = if entry.wait_ready(READY_WAIT).await {
+            let limit = self.state.bus.settings().history_size as usize;
+            self.state
+                .bus
+                .history(&topic, since, epoch, limit)
+                .await
+                .map_err(|e| e.is_unavailable())
+        } else {
+            Err(true)
+        };
+        let history = match history {
+            Ok(h) => h,
+            Err(unavailable) => {
+                self.subs.remove(&topic);
+                m::subscriptions(-1.0);
+                self.state.hub.remove(&topic, self.conn_id);
+                self.send(Outbound::End { topic }).await;
+                // Redis connected but slow (a stampede of subscribes) is a
+                // server error, still retryable; UNAVAILABLE means unreachable.
+                let unavailable = unavailable && !self.state.bus.is_connected();
+                let (code, msg) = if unavailable {
+                    (ErrorCode::Unavailable, "redis is unavailable")
+                } else {
+                    (ErrorCode::ServerError, "could not read the topic's history")
+                };
+                return self.error(id, code, msg).await;
+            }
+        };
+        entry.observe(history.last, &history.epoch);
+        let recovered = history.recovered(since);
+        if since.is_some() {
+            m::recovery(recovered);
+        }
+        let cutoff = match since {
+            Some(s) if !history.epoch_changed => history.last.max(s.last_seen()),
+            _ => history.last,
+        };
+        let mut frames = Vec::with_capacity(history.events.len());
+        let mut buf = String::new();
+        for ev in &history.events {
+            buf.clear();
+            ev.write_frame(&mut buf, topic.as_str());
+            frames.push((ev.id, Utf8Bytes::from(buf.as_str())));
+        }
+        m::replayed("ws", frames.len());
+        let subscribed = ServerFrame::Subscribed {
+            id,
+            topic: topic.as_str(),
+            position: history.last.to_string(),
+            epoch: &history.epoch,
+            recovered,
+            replayed: frames.len(),
+        };
+        let subscribed = subscribed.to_json().into();
+        let replay = Replay {
+            topic,
+            subscribed,
+            frames,
+            cutoff,
+        };
+        self.send(Outbound::Replay(Box::new(replay))).await;
+    }
+}
+
+fn empty_object() -> &'static RawValue {
+    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| RawValue::from_string("{}".into()).unwrap())
+}
+
+fn is_too_big(e: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = e.into_inner();
+    matches!(inner.downcast_ref::<WsError>(), Some(WsError::Capacity(_)))
+}
+
+/// The notice sent to subscribers of a topic whose history was lost while
+/// they were subscribed: an unsolicited `subscribed` with `recovered: false`
+/// and the topic's new epoch.
+pub fn lost_history_notice(topic: &Topic, history: &History) -> Utf8Bytes {
+    let frame = ServerFrame::Subscribed {
+        id: None,
+        topic: topic.as_str(),
+        position: history.last.to_string(),
+        epoch: &history.epoch,
+        recovered: false,
+        replayed: history.events.len(),
+    };
+    frame.to_json().into()
+}
+
+/// Delivery state of one subscribed topic.
+enum TopicState {
+    /// Replay in progress: live events wait here.
+    Pending(Vec<(StreamId, Utf8Bytes)>),
+    /// Live: events after `last` are sent.
+    Live { last: StreamId },
+}
+
+struct Writer<'a> {
+    state: &'a AppState,
+    ctl: &'a Arc<ConnCtl>,
+    topics: HashMap<Topic, TopicState>,
+}
+
+impl Writer<'_> {
+    async fn run<W>(
+        mut self,
+        mut sink: W,
+        mut rx: mpsc::Receiver<Outbound>,
+        last_seen: &AtomicU64,
+        started: Instant,
+        expiry: Option<tokio::time::Instant>,
+    ) where
+        W: Sink<Message, Error = axum::Error> + Unpin,
+    {
+        let heartbeat = self.state.config.heartbeat;
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let expires = async {
+            match expiry {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expires);
+        let draining = self.state.shutdown.clone();
+        let ctl = self.ctl;
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = self.ctl.closed() => break,
+                _ = draining.cancelled() => { self.ctl.close(close::DRAINING); break }
+                _ = &mut expires => { self.ctl.close(close::TOKEN_EXPIRED); break }
+                msg = rx.recv() => match msg { Some(m) => m, None => break },
+                _ = ticker.tick() => {
+                    let silent = millis_since(started).saturating_sub(last_seen.load(Ordering::Relaxed));
+                    if silent > 2 * heartbeat.as_millis() as u64 {
+                        self.ctl.close(1001);
+                        break;
+                    }
+                    let ping = async { sink.send(Message::Ping(bytes::Bytes::new())).await };
+                    tokio::select! {
+                        r = ping => if r.is_err() { return },
+                        _ = self.ctl.closed() => break,
+                    }
+                    continue;
+                }
+            };
+            let batch = async {
+                let mut written = 0u64;
+                let mut oldest_ts: Option<u64> = None;
+                written += self.handle(first, &mut sink, &mut oldest_ts).await?;
+                while (written as usize) < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(msg) => written += self.handle(msg, &mut sink, &mut oldest_ts).await?,
+                        Err(_) => break,
+                    }
+                }
+                sink.flush().await?;
+                Ok::<_, axum::Error>((written, oldest_ts))
+            };
+            let result = tokio::select! {
+                r = batch => r,
+                _ = ctl.closed() => break,
+            };
+            match result {
+                Ok((written, oldest_ts)) => {
+                    if written > 0 {
+                        delivered(written);
+                    }
+                    if let Some(ts) = oldest_ts {
+                        m::delivery_latency(ts);
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+        if let Some(code) = self.ctl.code() {
+            let reason = match code {
+                close::DRAINING => "server draining, reconnect elsewhere",
+                close::TOO_SLOW => "too slow: reconnect with since",
+                close::TOKEN_EXPIRED => "token expired",
+                close::TOO_BIG => "frame over the size limit",
+                close::POLICY => "policy violation",
+                _ => "idle",
+            };
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame)))).await;
+        }
+    }
+
+    /// Handles one queued item; returns how many event frames it wrote.
+    async fn handle<W>(
+        &mut self,
+        msg: Outbound,
+        sink: &mut W,
+        oldest_ts: &mut Option<u64>,
+    ) -> Result<u64, axum::Error>
+    where
+        W: Sink<Message, Error = axum::Error> + Unpin,
+    {
+        match msg {
+            Outbound::Event { topic, id, frame } => match self.topics.get_mut(&topic) {
+                Some(TopicState::Live { last }) if id > *last => {
+                    *last = id;
+                    oldest_ts.get_or_insert(id.ms);
+                    sink.feed(Message::Text(frame)).await?;
+                    Ok(1)
+                }
+                Some(TopicState::Pending(buf)) => {
+                    if buf.len() >= MAX_PENDING {
+                        shed(self.ctl);
+                    } else {
+                        buf.push((id, frame));
+                    }
+                    Ok(0)
+                }
+                _ => Ok(0),
+            },
+            Outbound::Frame(frame) => {
+                sink.feed(Message::Text(frame)).await?;
+                Ok(0)
+            }
+            Outbound::Begin { topic } => {
+                self.topics.insert(topic, TopicState::Pending(Vec::new()));
+                Ok(0)
+            }
+            Outbound::End { topic } => {
+                self.topics.remove(&topic);
+                Ok(0)
+            }
+            Outbound::Replay(replay) => {
+                let Replay {
+                    topic,
+                    subscribed,
+                    frames,
+                    cutoff,
+                } = *replay;
+                let buffered = match self.topics.remove(&topic) {
+                    Some(TopicState::Pending(buf)) => buf,
+                    _ => Vec::new(),
+                };
+                sink.feed(Message::Text(subscribed)).await?;
+                let mut last = cutoff;
+                let mut n = 0;
+                for (id, frame) in frames {
+                    sink.feed(Message::Text(frame)).await?;
+                    last = last.max(id);
+                    n += 1;
+                }
+                for (id, frame) in buffered {
+                    if id > last {
+                        sink.feed(Message::Text(frame)).await?;
+                        last = id;
+                        n += 1;
+                    }
+                }
+                self.topics.insert(topic, TopicState::Live { last });
+                Ok(n)
+            }
+            Outbound::Reset { topic, notice } => {
+                if let Some(state) = self.topics.get_mut(&topic) {
+                    *state = TopicState::Live {
+                        last: StreamId::ZERO,
+                    };
+                    sink.feed(Message::Text(notice)).await?;
+                }
+                Ok(0)
+            }
+        }
+    }
+}
+
+fn delivered(n: u64) {
+    static COUNTER: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+    COUNTER
+        .get_or_init(|| metrics::counter!(m::EVENTS_DELIVERED, "transport" => "ws"))
+        .increment(n);
+}
