@@ -1,0 +1,257 @@
+//! Relay's job worker, as a library and a process.
+//!
+//! A worker pulls jobs of its kinds from the Redis queue, runs each in its
+//! own task under a lease, and publishes the job's events (progress, logs,
+//! chunks, state) through the event path. PostgreSQL gets every state
+//! change, fenced by the attempt's lease token, and progress about once a
+//! second.
+//!
+//! An application adds its own kinds by implementing [`Handler`] and
+//! registering it:
+//!
+//! ```no_run
+//! # async fn example(config: relay_shared::config::WorkerConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! use relay_worker::{handler_fn, JobError, Progress, Registry, Worker};
+//!
+//! let registry = Registry::builtins().register("greet", handler_fn(|ctx| async move {
+//!     let name = ctx.payload()["name"].as_str().ok_or_else(|| JobError::fatal("name is required"))?.to_string();
+//!     ctx.progress(Progress::percent(50.0).step("greeting")).await;
+//!     ctx.chunk(format!("hello, {name}")).await?;
+//!     Ok(serde_json::json!({ "greeted": name }))
+//! }))?;
+//! Worker::with_registry(config, registry).run(relay_shared::shutdown::on_signal()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! What the worker guarantees, and how:
+//!
+//! - At least once: a job's lease is renewed while it runs; when its worker
+//!   dies the lease lapses, another worker takes the job back and runs it
+//!   again (the attempt counts).
+//! - Exactly one terminal state: written by a conditional update that only
+//!   the attempt holding the lease token can make; its event is published
+//!   only when that update changed the row.
+//! - Timeouts and cancellation stop the handler: its cancellation token
+//!   fires, and a handler still running [`STOP_GRACE`] later is dropped.
+//! - Graceful shutdown: on SIGTERM the worker stops taking jobs, lets the
+//!   running ones finish within `RELAY_SHUTDOWN_GRACE`, and gives the rest
+//!   back to the queue (without counting the attempt).
+//!
+//! # Layout
+//!
+//! - [`handler`]: the [`Handler`] trait, [`JobError`], the [`Registry`] of kinds.
+//! - [`context`]: [`JobContext`]: payload, attempt, progress, logs, chunks, cancellation.
+//! - `runner`: pull loops, one attempt's life (`execute`), background duties
+//!   (lease renewal, reclaim, progress, heartbeat) and queue signals.
+//! - [`kinds`]: the built-in kinds `sleep`, `stream`, `reconcile`.
+//! - `server`: `/metrics` and `/healthz`.
+//! - `metrics`: the worker's metric names.
+
+pub mod context;
+pub mod handler;
+pub mod kinds;
+mod metrics;
+mod runner;
+mod server;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fred::interfaces::ClientLike;
+use relay_shared::bus::{Bus, BusSettings};
+use relay_shared::config::WorkerConfig;
+use relay_shared::jobs::events::JobEvents;
+use relay_shared::jobs::store::StoreSettings;
+use relay_shared::jobs::{now_ms, Queue, Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use context::{JobContext, LogLevel};
+pub use handler::{handler_fn, BadKind, Handler, JobError, JobResult, Registry};
+pub use relay_shared::jobs::model::Progress;
+pub use runner::STOP_GRACE;
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// `RELAY_WORKER_KINDS` names a kind no handler is registered for.
+    #[error("RELAY_WORKER_KINDS: unknown kind {0:?} (known: {1})")]
+    UnknownKind(String, String),
+    #[error("RELAY_METRICS_LISTEN: cannot listen on {0}: {1}")]
+    Bind(std::net::SocketAddr, std::io::Error),
+    #[error("RELAY_REDIS_URL: {0}")]
+    Redis(String),
+    #[error("RELAY_DATABASE_URL: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl WorkerError {
+    /// Whether this is a configuration error (exit code 64).
+    pub fn is_config(&self) -> bool {
+        !matches!(self, WorkerError::Bind(..))
+    }
+}
+
+/// Runs the worker with the built-in kinds until `shutdown` fires.
+pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    Worker::new(config).run(shutdown).await
+}
+
+/// A worker: configuration plus the kinds it can run.
+pub struct Worker {
+    config: WorkerConfig,
+    registry: Registry,
+}
+
+impl Worker {
+    /// A worker with the built-in kinds.
+    pub fn new(config: WorkerConfig) -> Self {
+        Self {
+            config,
+            registry: Registry::builtins(),
+        }
+    }
+
+    /// A worker with the application's kinds.
+    pub fn with_registry(config: WorkerConfig, registry: Registry) -> Self {
+        Self { config, registry }
+    }
+
+    /// Binds `RELAY_METRICS_LISTEN` and runs until `shutdown` fires.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let addr = self.config.metrics_listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| WorkerError::Bind(addr, e))?;
+        self.serve(listener, shutdown).await
+    }
+
+    /// Runs with `/metrics` and `/healthz` on `listener` until `shutdown`
+    /// fires, then drains within `RELAY_SHUTDOWN_GRACE`.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), WorkerError> {
+        let config = self.config;
+        let known = self.registry.kinds();
+        let kinds = match &config.kinds {
+            Some(list) => list.0.clone(),
+            None => known.clone(),
+        };
+        if let Some(bad) = kinds.iter().find(|k| !known.contains(k)) {
+            return Err(WorkerError::UnknownKind(bad.clone(), known.join(", ")));
+        }
+        let id = config.common.instance_id("worker");
+        let prometheus = relay_shared::telemetry::install_metrics("worker", &id);
+
+        let client = relay_shared::redis::client(&config.common.redis_url)
+            .map_err(|e| WorkerError::Redis(e.to_string()))?;
+        let subscriber = relay_shared::redis::subscriber(&config.common.redis_url)
+            .map_err(|e| WorkerError::Redis(e.to_string()))?;
+        let wait = Duration::from_secs(2);
+        let (up, _) = tokio::join!(
+            relay_shared::redis::connect(&client, wait),
+            relay_shared::redis::connect(&subscriber, wait)
+        );
+        if !up {
+            tracing::warn!("redis is not reachable yet; the worker keeps trying");
+        }
+        let sharded = config.common.redis_cluster();
+        let bus = Bus::new(
+            client.clone(),
+            BusSettings {
+                history_size: config.common.history_size,
+                history_ttl: config.common.history_ttl,
+                sharded,
+            },
+        );
+        let concurrency = config.concurrency.get();
+        let store = Store::new(&StoreSettings {
+            url: config.common.database_url.clone(),
+            max_connections: (concurrency + 4).min(32),
+        })?;
+
+        let duties_stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn({
+            let store = store.clone();
+            let stop = duties_stop.clone();
+            async move {
+                let _ = store.migrate_in_background(stop).await;
+            }
+        });
+        let core = Arc::new(runner::Core {
+            id: id.clone(),
+            store,
+            queue: Queue::new(client.clone(), sharded),
+            events: JobEvents::new(bus),
+            registry: self.registry,
+            kinds: kinds.clone(),
+            concurrency,
+            lease: config.job_lease,
+            slots: Arc::new(Semaphore::new(concurrency)),
+            running: Mutex::new(HashMap::new()),
+            wake: kinds.iter().map(|k| (k.clone(), Arc::default())).collect(),
+            draining: CancellationToken::new(),
+            paused_until: AtomicU64::new(0),
+            jobs: TaskTracker::new(),
+            started_at_ms: now_ms(),
+        });
+        if let Err(e) = core.queue.register_kinds(&kinds).await {
+            tracing::warn!(error = %e, "kinds not registered yet; the heartbeat will");
+        }
+        tracing::info!(worker = %id, kinds = ?kinds, concurrency, lease = ?config.job_lease, "worker started");
+
+        tasks.spawn(server::serve(
+            listener,
+            prometheus,
+            core.clone(),
+            duties_stop.clone(),
+        ));
+        runner::spawn_signals(&core, subscriber, &tasks, &duties_stop);
+        runner::spawn_duties(&core, &tasks, &duties_stop);
+        let pulls = TaskTracker::new();
+        for kind in &kinds {
+            pulls.spawn(core.clone().pull_loop(kind.clone()));
+        }
+        pulls.close();
+
+        shutdown.cancelled().await;
+        drain(&core, &pulls, config.common.shutdown_grace).await;
+        runner::deregister(&core).await;
+        duties_stop.cancel();
+        tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
+        let _ = client.quit().await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}
+
+/// Stops taking jobs, waits for running ones within the grace, then tells
+/// the rest to stop and gives them back.
+async fn drain(core: &Arc<runner::Core>, pulls: &TaskTracker, grace: Duration) {
+    let running = core.running_count();
+    tracing::info!(running, grace = ?grace, "draining");
+    core.draining.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(1), pulls.wait()).await;
+    core.jobs.close();
+    let release_budget = (grace / 3).min(STOP_GRACE + Duration::from_secs(1));
+    let finish_budget = grace.saturating_sub(release_budget);
+    if tokio::time::timeout(finish_budget, core.jobs.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            running = core.running_count(),
+            "grace ending; giving running jobs back"
+        );
+        core.stop_all(runner::StopReason::Shutdown);
+        let _ = tokio::time::timeout(release_budget, core.jobs.wait()).await;
+    }
+}

@@ -1,0 +1,198 @@
+//! The worker's background duties, one task each, none per job:
+//! lease renewal, reclaiming lapsed leases, writing progress to
+//! PostgreSQL, and reporting the worker and its queues.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::*;
+use relay_shared::jobs::now_ms;
+use relay_shared::keys::INSTANCES;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Core, StopReason};
+use crate::metrics;
+
+/// Most leases renewed in one script call.
+const RENEW_BATCH: usize = 500;
+/// Most lapsed leases taken back per kind per sweep.
+const RECLAIM_BATCH: usize = 100;
+/// How often the latest progress of running jobs is written to PostgreSQL.
+pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How often the worker reports itself and its queues' depth.
+pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// Starts every duty on `tasks`; they end when `stop` fires.
+pub(crate) fn spawn_duties(core: &Arc<Core>, tasks: &TaskTracker, stop: &CancellationToken) {
+    let renew_every = (core.lease / 3).max(Duration::from_millis(200));
+    let reclaim_every = (core.lease / 2).max(Duration::from_millis(500));
+    tasks.spawn(every(
+        renew_every,
+        stop.clone(),
+        core.clone(),
+        |c| async move { renew(&c).await },
+    ));
+    tasks.spawn(every(
+        reclaim_every,
+        stop.clone(),
+        core.clone(),
+        |c| async move { reclaim(&c).await },
+    ));
+    tasks.spawn(every(
+        PROGRESS_EVERY,
+        stop.clone(),
+        core.clone(),
+        |c| async move { flush_progress(&c).await },
+    ));
+    tasks.spawn(every(
+        HEARTBEAT_EVERY,
+        stop.clone(),
+        core.clone(),
+        |c| async move { heartbeat(&c).await },
+    ));
+}
+
+async fn every<F, Fut>(period: Duration, stop: CancellationToken, core: Arc<Core>, f: F)
+where
+    F: Fn(Arc<Core>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => f(core.clone()).await,
+        }
+    }
+}
+
+/// Renews the lease of every running job; stops the ones whose lease was
+/// lost or that were asked to stop.
+async fn renew(core: &Core) {
+    let mut by_kind: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    if let Ok(running) = core.running.lock() {
+        for (id, job) in running.iter() {
+            by_kind
+                .entry(job.kind.clone())
+                .or_default()
+                .push((id.clone(), job.token.clone()));
+        }
+    }
+    let lease_ms = core.lease.as_millis() as u64;
+    for (kind, leases) in by_kind {
+        for batch in leases.chunks(RENEW_BATCH) {
+            match core.queue.renew(&kind, batch, lease_ms).await {
+                Ok((lost, cancel)) => {
+                    for id in lost {
+                        core.stop_job(&id, StopReason::Lost);
+                    }
+                    for id in cancel {
+                        core.stop_job(&id, StopReason::Cancelled("cancelled by request".into()));
+                    }
+                }
+                Err(e) => tracing::warn!(kind = %kind, error = %e, "lease renewal failed"),
+            }
+        }
+    }
+}
+
+/// Takes back this worker's kinds' jobs whose lease lapsed.
+async fn reclaim(core: &Core) {
+    for kind in &core.kinds {
+        let reclaimed = match core.queue.reclaim(kind, RECLAIM_BATCH).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(kind = %kind, error = %e, "reclaim failed");
+                continue;
+            }
+        };
+        for r in reclaimed {
+            metrics::reclaimed(kind);
+            tracing::warn!(job_id = %r.id, kind = %kind, attempt = r.attempt, worker = %r.worker, exhausted = r.exhausted, "lease lapsed; job taken back");
+            if !r.exhausted {
+                let error = format!("lease expired (worker {} stopped renewing)", r.worker);
+                if let Err(e) = core.events.retrying(&r.id, r.attempt, &error, 0).await {
+                    tracing::debug!(error = %e, "job.retrying not published");
+                }
+            }
+        }
+    }
+}
+
+/// Writes the latest progress of running jobs, in one statement.
+async fn flush_progress(core: &Core) {
+    let mut batch = Vec::new();
+    if let Ok(running) = core.running.lock() {
+        for (id, job) in running.iter() {
+            if let Ok(mut slot) = job.progress.lock() {
+                if slot.dirty {
+                    slot.dirty = false;
+                    if let Some(p) = &slot.latest {
+                        batch.push((id.clone(), p.clone()));
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = core.store.save_progress(&batch).await {
+        tracing::debug!(error = %e, jobs = batch.len(), "progress not saved");
+        // Mark them dirty again so the next flush tries once more.
+        if let Ok(running) = core.running.lock() {
+            for (id, _) in &batch {
+                if let Some(job) = running.get(id) {
+                    if let Ok(mut slot) = job.progress.lock() {
+                        slot.dirty = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reports this worker in `relay:instances` and its kinds' queue depth as gauges.
+async fn heartbeat(core: &Core) {
+    let running = core.running_count();
+    metrics::running(running, core.concurrency);
+    let entry = json!({
+        "role": "worker",
+        "id": core.id,
+        "kinds": core.kinds,
+        "running": running,
+        "concurrency": core.concurrency,
+        "started_at_ms": core.started_at_ms,
+        "seen_ms": now_ms(),
+    });
+    let client = core.queue.client();
+    if client.is_connected() {
+        let r: Result<i64, _> = client
+            .hset(INSTANCES, (core.id.as_str(), entry.to_string()))
+            .await;
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "heartbeat not written");
+        }
+    }
+    for kind in &core.kinds {
+        if let Ok(d) = core.queue.depth(kind).await {
+            metrics::depth(kind, d);
+        }
+    }
+    if let Ok(dead) = core.store.dead_counts().await {
+        for (kind, n) in dead {
+            if core.kinds.contains(&kind) {
+                metrics::dead(&kind, n);
+            }
+        }
+    }
+}
+
+/// Removes this worker from `relay:instances` (on shutdown).
+pub(crate) async fn deregister(core: &Core) {
+    let r: Result<i64, _> = core.queue.client().hdel(INSTANCES, core.id.as_str()).await;
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "instance entry not removed");
+    }
+}

@@ -1,0 +1,20 @@
+//! Process-level tests of the job system: real Redis, real PostgreSQL
+//! (started by the test kit in temporary directories on free ports), real
+//! `relay-worker` processes, and the same job operations the gateway uses.
+//!
+//! - [`crash`]: a worker killed mid-job; the job completes elsewhere.
+//! - [`lifecycle`]: retries, dead letters, timeouts, delays, idempotency, the sweep.
+//! - [`cancel`]: cancelling running and queued jobs.
+//! - [`order`]: priorities, and graceful shutdown giving jobs back.
+//! - [`outage`]: PostgreSQL stopped and started again.
+//! - [`reconcile`]: the `reconcile` kind against counts computed here.
+//! - [`rest`]: the job API through a real gateway process.
+
+mod cancel;
+mod crash;
+mod lifecycle;
+mod order;
+mod outage;
+mod reconcile;
+mod rest;
+mod support;
