@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds Relay in release mode and runs one relay-bench scenario against a
+# throwaway stack it starts itself (redis-server, PostgreSQL for `jobs`,
+# gateways and workers on loopback, RELAY_AUTH=off, limits raised), then
+# stops everything. Every scenario is bounded in count and time.
+#
+#   bench/run.sh fanout      --spawn 2 --clients 2000 --rate 125 --duration 10
+#   bench/run.sh connections --spawn 1 --clients 10000
+#   bench/run.sh jobs        --spawn 1 --workers 1 --jobs 20000
+#   bench/run.sh resume      --spawn 2 --clients 10000 --missed 100
+#   bench/run.sh peers socketio fanout --clients 2000 --rate 125 --duration 10
+#   bench/run.sh peers bullmq --jobs 20000
+#
+# Without --spawn, give --gateway http://HOST:PORT (repeat) for running gateways.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if [[ "${1:-}" == peers ]]; then
+    shift
+    exec bench/peers/run.sh "$@"
+fi
+
+[[ -n "${SKIP_BUILD:-}" ]] || cargo build --release -p relay-gateway -p relay-worker -p relay-bench
+exec timeout 900 target/release/relay-bench "$@"

@@ -1,0 +1,41 @@
+//! relay-bench: a load generator for Relay that speaks only the public
+//! contract (WebSocket `/v1/ws`, `POST /v1/publish`, `/v1/jobs`).
+//!
+//! Each scenario runs against gateways given by URL, or starts its own
+//! throwaway stack (Redis, PostgreSQL, release gateways and workers) through
+//! relay-testkit with `--spawn N`. Every loop is bounded in count and time.
+//! Latency comes from a timestamp in each event's data
+//! (`{"t": <send time, µs since the epoch>, "seq": n}`), recorded in HDR
+//! histograms; losses are counted per client by `seq`. Process CPU and RSS
+//! are read from `/proc`.
+//!
+//! # Layout
+//!
+//! - [`client`]: WebSocket connect (with a chosen source address), subscribe,
+//!   cheap event parsing, the per-client `seq` set.
+//! - [`collect`]: sharded latency histograms shared by many client tasks.
+//! - [`stack`]: the target gateways, or a stack started here.
+//! - [`sys`]: CPU and RSS of processes from `/proc`, pids by listening port.
+//! - [`report`]: histogram summaries and the JSON report.
+//! - [`fanout`], [`connections`], [`jobs`], [`resume`]: the scenarios.
+
+pub mod client;
+pub mod collect;
+pub mod connections;
+pub mod fanout;
+pub mod jobs;
+pub mod report;
+pub mod resume;
+pub mod stack;
+pub mod sys;
+
+/// Raises this process's open-files soft limit to its hard limit (each
+/// client is a socket) and returns the new soft limit.
+pub fn raise_nofile_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024),
+    }
+}
