@@ -22,4 +22,4 @@ if [[ "${1:-}" == peers ]]; then
 fi
 
 [[ -n "${SKIP_BUILD:-}" ]] || cargo build --release -p relay-gateway -p relay-worker -p relay-bench
-exec timeout 900 target/release/relay-bench "$@"
+exec timeout 900 "${CARGO_TARGET_DIR:-target}/release/relay-bench" "$@"
