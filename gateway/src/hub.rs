@@ -35,17 +35,14 @@ const SUBSCRIBE_BATCH: usize = 1000;
 /// How often empty topics are released and pending subscriptions retried.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
-/// What a connection's writer receives.
+/// What a connection's writer receives. Kept to three words, so a queue's
+/// memory stays small (the queue allocates its slots in blocks of 32).
 #[derive(Debug)]
 pub enum Outbound {
-    /// A live event of a topic.
-    Event {
-        topic: Topic,
-        id: StreamId,
-        frame: Utf8Bytes,
-    },
+    /// A live event of a topic, shared by every local subscriber.
+    Event(Arc<LiveEvent>),
     /// A reply or notice to send as is.
-    Frame(Utf8Bytes),
+    Frame(Box<str>),
     /// A subscription starts: buffer its live events until its replay arrives.
     Begin { topic: Topic },
     /// A subscription's replay: send `subscribed`, the replayed frames, then
@@ -55,7 +52,19 @@ pub enum Outbound {
     End { topic: Topic },
     /// The topic's history was lost while subscribed: send the notice and
     /// accept any id from now on.
-    Reset { topic: Topic, notice: Utf8Bytes },
+    Reset(Box<(Topic, Utf8Bytes)>),
+    /// A heartbeat ping is due.
+    Ping,
+}
+
+const _: () = assert!(std::mem::size_of::<Outbound>() <= 24);
+
+/// One live event as the hub hands it out: built once per event per gateway.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub topic: Topic,
+    pub id: StreamId,
+    pub frame: Utf8Bytes,
 }
 
 /// A subscription's replay (boxed in [`Outbound`] to keep queue slots small).
@@ -63,19 +72,31 @@ pub enum Outbound {
 pub struct Replay {
     pub topic: Topic,
     pub subscribed: Utf8Bytes,
-    pub frames: Vec<(StreamId, Utf8Bytes)>,
+    /// Shared by every subscriber whose read was shared.
+    pub frames: Arc<[(StreamId, Utf8Bytes)]>,
     /// Buffered live events at or below this id were covered by the replay.
     pub cutoff: StreamId,
 }
 
-/// Why a connection is being closed by the server.
+/// A connection's close signal (and why), and when it was last heard from.
 #[derive(Debug, Default)]
 pub struct ConnCtl {
     close: CancellationToken,
     code: AtomicU16,
+    /// When the client last sent anything, in [`crate::conns::Conns::now_ms`].
+    last_seen: AtomicU64,
 }
 
 impl ConnCtl {
+    /// Records that the client sent something at `now_ms`.
+    pub fn touch(&self, now_ms: u64) {
+        self.last_seen.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn last_seen(&self) -> u64 {
+        self.last_seen.load(Ordering::Relaxed)
+    }
+
     /// Asks the connection to close with `code`; the first reason wins.
     /// Returns whether this call was the first.
     pub fn close(&self, code: u16) -> bool {
@@ -293,16 +314,18 @@ impl Hub {
             }
             track.dispatched = id;
         }
+        let event = Arc::new(LiveEvent {
+            topic: entry.topic.clone(),
+            id,
+            frame: frame.clone(),
+        });
         let subs = entry.subs.lock().unwrap();
         for sub in subs.iter() {
             match sub {
                 Subscriber::Conn { tx, ctl, .. } => {
-                    let ev = Outbound::Event {
-                        topic: entry.topic.clone(),
-                        id,
-                        frame: frame.clone(),
-                    };
-                    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(ev) {
+                    if let Err(mpsc::error::TrySendError::Full(_)) =
+                        tx.try_send(Outbound::Event(event.clone()))
+                    {
                         shed(ctl);
                     }
                 }
@@ -545,10 +568,7 @@ impl Hub {
             let notice = crate::ws::lost_history_notice(&entry.topic, &history);
             for sub in entry.subs.lock().unwrap().iter() {
                 if let Subscriber::Conn { tx, ctl, .. } = sub {
-                    let msg = Outbound::Reset {
-                        topic: entry.topic.clone(),
-                        notice: notice.clone(),
-                    };
+                    let msg = Outbound::Reset(Box::new((entry.topic.clone(), notice.clone())));
                     if tx.try_send(msg).is_err() {
                         shed(ctl);
                     }

@@ -20,12 +20,14 @@
 //! - [`openapi`]: the OpenAPI document.
 
 pub mod auth;
+pub mod conns;
 pub mod http;
 pub mod hub;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod replay;
 pub mod serve;
 pub mod state;
 pub mod status;
@@ -162,11 +164,14 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let grace = config.common.shutdown_grace;
     let metrics_listen = config.metrics_listen;
+    let connections = conns::Conns::new(config.heartbeat, drain.clone());
     let state = AppState::new(StateParts {
         config,
         instance: instance.clone(),
         bus: bus.clone(),
         hub: hub.clone(),
+        replay: replay::ReplayReads::new(bus.clone()),
+        conns: connections,
         auth,
         metrics: metrics_handle,
         shutdown: drain.clone(),
@@ -177,6 +182,7 @@ pub async fn run(
 
     let background = CancellationToken::new();
     let hub_task = tokio::spawn(hub.run(bus, background.clone()));
+    let conns_task = tokio::spawn(state.conns.clone().run(background.clone()));
     let status_task = tokio::spawn(status::reporter(state.clone(), background.clone()));
 
     let app = router(state.clone(), Some(jobs.router()));
@@ -230,6 +236,7 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = status_task.await;
         let _ = hub_task.await;
+        let _ = conns_task.await;
     })
     .await;
     tracing::info!("gateway stopped");

@@ -25,6 +25,7 @@ pub const LIMIT_HITS: &str = "relay_gateway_limit_hits_total";
 pub const SUBSCRIBES: &str = "relay_gateway_subscribes_total";
 pub const READY: &str = "relay_gateway_ready";
 pub const DEPENDENCY_UP: &str = "relay_gateway_dependency_up";
+pub const HISTORY_READS: &str = "relay_gateway_history_reads_total";
 
 /// Describes every metric once, so `/metrics` carries HELP lines.
 pub fn describe() {
@@ -76,6 +77,10 @@ pub fn describe() {
         "Requests or frames refused by a limit, by limit"
     );
     describe_counter!(SUBSCRIBES, "Successful WebSocket subscribes");
+    describe_counter!(
+        HISTORY_READS,
+        "History reads for WebSocket subscribes, by source (redis: a read of its own; shared: joined a waiting read)"
+    );
     describe_gauge!(
         READY,
         "1 while /readyz would answer 200 (checked every few seconds), else 0"
@@ -148,4 +153,9 @@ pub fn subscriptions(delta: f64) {
     if delta > 0.0 {
         counter!(SUBSCRIBES).increment(delta as u64);
     }
+}
+
+/// A subscribe's history came from a Redis read of its own or a shared one.
+pub fn history_read(shared: bool) {
+    counter!(HISTORY_READS, "source" => if shared { "shared" } else { "redis" }).increment(1);
 }

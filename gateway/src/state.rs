@@ -39,6 +39,10 @@ pub struct StateParts {
     pub instance: String,
     pub bus: Bus,
     pub hub: Hub,
+    /// Shared, bounded history reads for WebSocket subscribes.
+    pub replay: crate::replay::ReplayReads,
+    /// Open WebSocket connections: heartbeat, idle and expiry closes, drain.
+    pub conns: crate::conns::Conns,
     pub auth: Arc<Authenticator>,
     pub metrics: PrometheusHandle,
     /// Cancelled when the gateway starts draining.

@@ -15,9 +15,8 @@
 //!   it fill (4008).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
@@ -37,6 +36,7 @@ use crate::http::error::ApiError;
 use crate::hub::{shed, ConnCtl, Outbound, Replay, Subscriber};
 use crate::limits::{Verdict, WsRate};
 use crate::metrics as m;
+use crate::replay::ReadError;
 use crate::state::AppState;
 
 /// Frames written before one flush, at most.
@@ -45,6 +45,8 @@ const MAX_BATCH: usize = 256;
 const MAX_PENDING: usize = 4096;
 /// How long a subscription waits for its channel to be live.
 const READY_WAIT: Duration = Duration::from_secs(5);
+/// How long a subscription waits for its history read, queue included.
+const HISTORY_WAIT: Duration = Duration::from_secs(20);
 /// How long the close frame may take to get out; it queues behind what the
 /// client has not read yet, so a slow client gets a while to catch up to it.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
@@ -131,14 +133,16 @@ where
     m::connections(1.0);
     let (tx, rx) = mpsc::channel(state.config.send_queue.get());
     let ctl = Arc::new(ConnCtl::default());
-    let last_seen = AtomicU64::new(0);
-    let started = Instant::now();
+    let _registered = state
+        .conns
+        .register(conn_id, ctl.clone(), tx.clone(), identity.expires_in());
     let session_name = format!("c-{conn_id:x}");
     let welcome = ServerFrame::Welcome {
         session: &session_name,
         heartbeat_ms: state.config.heartbeat.as_millis() as u64,
     };
-    let _ = tx.try_send(Outbound::Frame(welcome.to_json().into()));
+    let _ = tx.try_send(Outbound::Frame(welcome.to_json().into_boxed_str()));
+    drop(session_name);
 
     let mut reader = Reader {
         state: &state,
@@ -150,16 +154,12 @@ where
         rate: state.limits.ws_limiter(),
     };
     let writer = Writer {
-        state: &state,
         ctl: &ctl,
         topics: HashMap::new(),
     };
-    let expiry = identity
-        .expires_in()
-        .map(|d| tokio::time::Instant::now() + d);
     tokio::select! {
-        _ = reader.run(stream, &last_seen, started) => {}
-        _ = writer.run(sink, rx, &last_seen, started, expiry) => {}
+        _ = reader.run(stream) => {}
+        _ = writer.run(sink, rx) => {}
     }
     for topic in reader.subs.drain() {
         state.hub.remove(&topic, conn_id);
@@ -177,10 +177,6 @@ where
     });
 }
 
-fn millis_since(started: Instant) -> u64 {
-    started.elapsed().as_millis() as u64
-}
-
 struct Reader<'a> {
     state: &'a AppState,
     identity: &'a Identity,
@@ -192,7 +188,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    async fn run<R>(&mut self, mut stream: R, last_seen: &AtomicU64, started: Instant)
+    async fn run<R>(&mut self, mut stream: R)
     where
         R: Stream<Item = Result<Message, axum::Error>> + Unpin,
     {
@@ -201,7 +197,7 @@ impl Reader<'_> {
                 msg = stream.next() => msg,
                 _ = self.ctl.closed() => return std::future::pending().await,
             };
-            last_seen.store(millis_since(started), Ordering::Relaxed);
+            self.ctl.touch(self.state.conns.now_ms());
             if let Some(Ok(Message::Text(_) | Message::Binary(_))) = &msg {
                 match self.rate.check() {
                     Verdict::Accept => {}
@@ -248,7 +244,8 @@ impl Reader<'_> {
     }
 
     async fn reply(&self, frame: ServerFrame<'_>) {
-        self.send(Outbound::Frame(frame.to_json().into())).await;
+        self.send(Outbound::Frame(frame.to_json().into_boxed_str()))
+            .await;
     }
 
     async fn error(&self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
@@ -365,25 +362,25 @@ impl Reader<'_> {
             m::subscriptions(1.0);
         }
         let history = if entry.wait_ready(READY_WAIT).await {
-            let limit = self.state.bus.settings().history_size as usize;
-            self.state
-                .bus
-                .history(&topic, since, epoch, limit)
+            match tokio::time::timeout(HISTORY_WAIT, self.state.replay.read(&topic, since, epoch))
                 .await
-                .map_err(|e| e.is_unavailable())
+            {
+                Ok(read) => read,
+                Err(_) => Err(ReadError::Failed),
+            }
         } else {
-            Err(true)
+            Err(ReadError::Unavailable)
         };
         let history = match history {
             Ok(h) => h,
-            Err(unavailable) => {
+            Err(e) => {
                 self.subs.remove(&topic);
                 m::subscriptions(-1.0);
                 self.state.hub.remove(&topic, self.conn_id);
                 self.send(Outbound::End { topic }).await;
                 // Redis connected but slow (a stampede of subscribes) is a
                 // server error, still retryable; UNAVAILABLE means unreachable.
-                let unavailable = unavailable && !self.state.bus.is_connected();
+                let unavailable = e == ReadError::Unavailable && !self.state.bus.is_connected();
                 let (code, msg) = if unavailable {
                     (ErrorCode::Unavailable, "redis is unavailable")
                 } else {
@@ -401,13 +398,7 @@ impl Reader<'_> {
             Some(s) if !history.epoch_changed => history.last.max(s.last_seen()),
             _ => history.last,
         };
-        let mut frames = Vec::with_capacity(history.events.len());
-        let mut buf = String::new();
-        for ev in &history.events {
-            buf.clear();
-            ev.write_frame(&mut buf, topic.as_str());
-            frames.push((ev.id, Utf8Bytes::from(buf.as_str())));
-        }
+        let frames = history.frames.clone();
         m::replayed("ws", frames.len());
         let subscribed = ServerFrame::Subscribed {
             id,
@@ -463,54 +454,26 @@ enum TopicState {
 }
 
 struct Writer<'a> {
-    state: &'a AppState,
     ctl: &'a Arc<ConnCtl>,
     topics: HashMap<Topic, TopicState>,
 }
 
 impl Writer<'_> {
-    async fn run<W>(
-        mut self,
-        mut sink: W,
-        mut rx: mpsc::Receiver<Outbound>,
-        last_seen: &AtomicU64,
-        started: Instant,
-        expiry: Option<tokio::time::Instant>,
-    ) where
+    /// Writes queued frames until the connection closes. Heartbeat pings,
+    /// idle and expiry closes and the drain come from [`crate::conns`], so
+    /// the loop waits only on its queue and its close signal.
+    async fn run<W>(mut self, mut sink: W, mut rx: mpsc::Receiver<Outbound>)
+    where
         W: Sink<Message, Error = axum::Error> + Unpin,
     {
-        let heartbeat = self.state.config.heartbeat;
-        let mut ticker =
-            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-        let expires = async {
-            match expiry {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(expires);
-        let draining = self.state.shutdown.clone();
         let ctl = self.ctl;
+        let closed = ctl.closed();
+        tokio::pin!(closed);
         loop {
             let first = tokio::select! {
                 biased;
-                _ = self.ctl.closed() => break,
-                _ = draining.cancelled() => { self.ctl.close(close::DRAINING); break }
-                _ = &mut expires => { self.ctl.close(close::TOKEN_EXPIRED); break }
+                _ = &mut closed => break,
                 msg = rx.recv() => match msg { Some(m) => m, None => break },
-                _ = ticker.tick() => {
-                    let silent = millis_since(started).saturating_sub(last_seen.load(Ordering::Relaxed));
-                    if silent > 2 * heartbeat.as_millis() as u64 {
-                        self.ctl.close(1001);
-                        break;
-                    }
-                    let ping = async { sink.send(Message::Ping(bytes::Bytes::new())).await };
-                    tokio::select! {
-                        r = ping => if r.is_err() { return },
-                        _ = self.ctl.closed() => break,
-                    }
-                    continue;
-                }
             };
             let batch = async {
                 let mut written = 0u64;
@@ -527,7 +490,7 @@ impl Writer<'_> {
             };
             let result = tokio::select! {
                 r = batch => r,
-                _ = ctl.closed() => break,
+                _ = &mut closed => break,
             };
             match result {
                 Ok((written, oldest_ts)) => {
@@ -541,7 +504,7 @@ impl Writer<'_> {
                 Err(_) => return,
             }
         }
-        if let Some(code) = self.ctl.code() {
+        if let Some(code) = ctl.code() {
             let reason = match code {
                 close::DRAINING => "server draining, reconnect elsewhere",
                 close::TOO_SLOW => "too slow: reconnect with since",
@@ -569,25 +532,25 @@ impl Writer<'_> {
         W: Sink<Message, Error = axum::Error> + Unpin,
     {
         match msg {
-            Outbound::Event { topic, id, frame } => match self.topics.get_mut(&topic) {
-                Some(TopicState::Live { last }) if id > *last => {
-                    *last = id;
-                    oldest_ts.get_or_insert(id.ms);
-                    sink.feed(Message::Text(frame)).await?;
+            Outbound::Event(ev) => match self.topics.get_mut(&ev.topic) {
+                Some(TopicState::Live { last }) if ev.id > *last => {
+                    *last = ev.id;
+                    oldest_ts.get_or_insert(ev.id.ms);
+                    sink.feed(Message::Text(ev.frame.clone())).await?;
                     Ok(1)
                 }
                 Some(TopicState::Pending(buf)) => {
                     if buf.len() >= MAX_PENDING {
                         shed(self.ctl);
                     } else {
-                        buf.push((id, frame));
+                        buf.push((ev.id, ev.frame.clone()));
                     }
                     Ok(0)
                 }
                 _ => Ok(0),
             },
             Outbound::Frame(frame) => {
-                sink.feed(Message::Text(frame)).await?;
+                sink.feed(Message::Text(String::from(frame).into())).await?;
                 Ok(0)
             }
             Outbound::Begin { topic } => {
@@ -612,8 +575,9 @@ impl Writer<'_> {
                 sink.feed(Message::Text(subscribed)).await?;
                 let mut last = cutoff;
                 let mut n = 0;
-                for (id, frame) in frames {
-                    sink.feed(Message::Text(frame)).await?;
+                for (id, frame) in frames.iter() {
+                    let id = *id;
+                    sink.feed(Message::Text(frame.clone())).await?;
                     last = last.max(id);
                     n += 1;
                 }
@@ -627,7 +591,12 @@ impl Writer<'_> {
                 self.topics.insert(topic, TopicState::Live { last });
                 Ok(n)
             }
-            Outbound::Reset { topic, notice } => {
+            Outbound::Ping => {
+                sink.feed(Message::Ping(bytes::Bytes::new())).await?;
+                Ok(0)
+            }
+            Outbound::Reset(reset) => {
+                let (topic, notice) = *reset;
                 if let Some(state) = self.topics.get_mut(&topic) {
                     *state = TopicState::Live {
                         last: StreamId::ZERO,

@@ -395,6 +395,7 @@ const MUST_APPEAR: &[&str] = &[
     "relay_gateway_events_delivered_total",
     "relay_gateway_replayed_events_total",
     "relay_gateway_recovery_total",
+    "relay_gateway_history_reads_total",
     "relay_gateway_publish_to_send_seconds",
     "relay_gateway_ws_errors_total",
     "relay_gateway_http_errors_total",
