@@ -378,3 +378,63 @@ async fn a_client_resumes_on_another_gateway_after_a_sigkill_without_loss_or_dup
     assert_seqs(&seen, topic, 0..N);
     c2.assert_silent(QUIET).await;
 }
+
+/// Many clients resuming one topic from one position at once (a gateway
+/// restart, a network blip): every one gets exactly the events it missed,
+/// recovered, then live events; none is refused while Redis is up. Their
+/// history reads are shared or queued, never failed for lack of time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_stampede_gets_every_client_exactly_its_missed_events() {
+    const CLIENTS: usize = 300;
+    let redis = TestRedis::start();
+    // One test address opens every connection: lift the per-address caps.
+    let gw = gateway(&redis)
+        .env("RELAY_MAX_CONNECTIONS_PER_IP", "1000")
+        .env("RELAY_MAX_CONNECTIONS_PER_USER", "1000")
+        .env("RELAY_HTTP_RATE", "100000")
+        .spawn()
+        .await;
+    let ids = publish_seqs(&gw, "herd", 0..10).await;
+    let (mut probe, _) = WsClient::connect_welcomed(&gw.ws_url("/v1/ws")).await;
+    let (s, _) = probe.subscribe_ok(1, "herd", Some(&ids[9]), None).await;
+    let epoch = s["epoch"].as_str().unwrap().to_owned();
+    probe.close().await;
+
+    let url = gw.ws_url("/v1/ws");
+    let clients =
+        futures_util::future::join_all((0..CLIENTS).map(|_| WsClient::connect_welcomed(&url)))
+            .await;
+    publish_seqs(&gw, "herd", 10..60).await;
+
+    // All at once: the subscribe frames go out before any reply is read.
+    let resumed = futures_util::future::join_all(clients.into_iter().map(|(mut c, _)| {
+        let (since, epoch) = (ids[9].clone(), epoch.clone());
+        async move {
+            let (reply, events) =
+                subscribe_collect(&mut c, 7, "herd", Some(&since), Some(&epoch), 50).await;
+            (c, reply, events)
+        }
+    }))
+    .await;
+    let mut clients = Vec::new();
+    for (c, reply, events) in resumed {
+        assert_eq!(reply["recovered"], true, "{reply}");
+        assert_eq!(reply["replayed"], 50, "{reply}");
+        assert_eq!(reply["epoch"], epoch.as_str(), "{reply}");
+        assert_seqs(&events, "herd", 10..60);
+        clients.push(c);
+    }
+
+    // Then live, once each.
+    publish_seqs(&gw, "herd", 60..63).await;
+    for c in &mut clients {
+        assert_seqs(&c.recv_events(3, T).await, "herd", 60..63);
+    }
+    let metrics = gw.get("/metrics").await.text().await.unwrap();
+    let reads = crate::support::metric_sum(&metrics, |n| n == "relay_gateway_history_reads_total");
+    assert_eq!(
+        reads,
+        Some((CLIENTS + 1) as f64),
+        "every subscribe reads its history once, alone or shared"
+    );
+}
