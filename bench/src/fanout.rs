@@ -136,9 +136,14 @@ pub async fn run(mut args: FanoutArgs) -> Result<Value> {
             };
             ready.fetch_add(1, Ordering::Relaxed);
             topic_ready[topic_ix].fetch_add(1, Ordering::Relaxed);
+            // One stop future for the whole run: a new one per frame would
+            // register with the shared watch channel on every event.
+            let stopped = stop.changed();
+            tokio::pin!(stopped);
             loop {
                 tokio::select! {
-                    _ = stop.changed() => break,
+                    biased;
+                    _ = &mut stopped => break,
                     msg = ws.next() => match msg {
                         Some(Ok(Message::Text(text))) => on_event(text.as_str(), &mut seen),
                         Some(Ok(_)) => {}

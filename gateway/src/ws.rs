@@ -39,6 +39,9 @@ use crate::metrics as m;
 use crate::replay::ReadError;
 use crate::state::AppState;
 
+/// The socket's read buffer: client frames are small (it grows for a large
+/// one), and a smaller buffer is less memory per idle connection.
+const READ_BUFFER: usize = 1024;
 /// Frames written before one flush, at most.
 const MAX_BATCH: usize = 256;
 /// Live events buffered per topic while its replay is read, at most.
@@ -95,21 +98,24 @@ pub async fn upgrade(
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    ws.read_buffer_size(2 * 1024)
+    ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(write_buffer)
         .max_write_buffer_size(write_buffer + 2 * frame + 4096)
         .max_message_size(frame)
         .max_frame_size(frame)
         .on_upgrade(move |socket| {
-            let token = state.tracker.token();
             let conn_id = state.hub.next_id();
             let span =
                 tracing::info_span!("conn", conn_id, client.addr = ?addr, user = %identity.sub);
-            async move {
+            let tracker = state.tracker.clone();
+            let session = async move {
                 run_session(socket, state, identity, conn_id, permit).await;
-                drop((token, slot));
-            }
-            .instrument(span)
+                drop(slot);
+            };
+            // A task of its own, so the upgrade's future (and what it holds)
+            // is freed now rather than living as long as the connection.
+            tracker.spawn(session.instrument(span));
+            std::future::ready(())
         })
 }
 
@@ -213,7 +219,10 @@ impl Reader<'_> {
                 }
             }
             match msg {
-                Some(Ok(Message::Text(text))) => self.on_text(&text).await,
+                // Boxed: handling an op (a subscribe's history read, a
+                // publish) needs far more state than waiting for the next
+                // frame, and an idle connection should not carry it.
+                Some(Ok(Message::Text(text))) => Box::pin(self.on_text(&text)).await,
                 Some(Ok(Message::Binary(_))) => {
                     self.error(
                         None,

@@ -142,6 +142,9 @@ pub const JOB_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
 ];
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the global Prometheus recorder and returns the handle that
 /// renders `/metrics`. Histograms ending in `_seconds` get real buckets.
 pub fn install_metrics(process: &str, instance: &str) -> PrometheusHandle {
@@ -155,6 +158,18 @@ pub fn install_metrics(process: &str, instance: &str) -> PrometheusHandle {
         // fresh recorder that is not global.
         _ => PrometheusBuilder::new().build_recorder().handle(),
     };
+    // Histogram samples wait in the recorder until a scrape or an upkeep
+    // folds them into buckets: without a scraper they would pile up.
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let upkeep = handle.clone();
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP_EVERY);
+            loop {
+                tick.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
+    }
     metrics::gauge!("relay_build_info", "process" => process.to_string(), "version" => env!("CARGO_PKG_VERSION"), "instance" => instance.to_string()).set(1.0);
     handle
 }

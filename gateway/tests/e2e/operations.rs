@@ -89,11 +89,20 @@ async fn health_metrics_and_openapi() {
         Some(1.0),
         "a relay_*connections gauge counting the one WebSocket:\n{text}"
     );
-    let delivered = metric_sum(&text, |n| {
-        n.starts_with("relay_") && n.contains("delivered")
-    });
-    assert!(
-        delivered.is_some_and(|d| d >= 1.0),
+    // The writer counts a delivery once its flush returns, which may be
+    // just after the client read the frame.
+    let mut text = text;
+    eventually!(
+        Duration::from_secs(5),
+        {
+            let delivered = metric_sum(&text, |n| {
+                n.starts_with("relay_") && n.contains("delivered")
+            });
+            delivered.is_some_and(|d| d >= 1.0) || {
+                text = gw.get("/metrics").await.text().await.unwrap();
+                false
+            }
+        },
         "a relay_*delivered* counter after one delivery:\n{text}"
     );
 
