@@ -299,3 +299,55 @@ async fn submit_read_list_cancel_and_upload_over_http() {
         "cancelled"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submits_share_statements_and_keep_idempotency() {
+    let api = Arc::new(Api::start().await);
+    // Many submits at once land in shared insert statements: the ones with
+    // one owner's key give one job (one 202, the rest 200 with its id),
+    // another owner's same key gives another, and plain submits each a new one.
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let (who, body) = match i % 3 {
+                0 => (
+                    "alice",
+                    json!({"kind": "sleep", "idempotency_key": "same", "delay_ms": 600000}),
+                ),
+                1 => (
+                    "bob",
+                    json!({"kind": "sleep", "idempotency_key": "same", "delay_ms": 600000}),
+                ),
+                _ => ("alice", json!({"kind": "sleep", "delay_ms": 600000})),
+            };
+            let (status, body) = api.post("/v1/jobs", who, body).await;
+            (
+                i % 3,
+                status,
+                body["id"].as_str().unwrap_or_default().to_string(),
+            )
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    for group in [0, 1] {
+        let of: Vec<_> = answers.iter().filter(|(g, _, _)| *g == group).collect();
+        assert_eq!(of.iter().filter(|(_, s, _)| *s == 202).count(), 1, "{of:?}");
+        assert!(of.iter().all(|(_, s, _)| *s == 200 || *s == 202), "{of:?}");
+        assert!(of.iter().all(|(_, _, id)| *id == of[0].2), "{of:?}");
+    }
+    let alice = answers.iter().find(|(g, _, _)| *g == 0).unwrap().2.clone();
+    let bob = answers.iter().find(|(g, _, _)| *g == 1).unwrap().2.clone();
+    assert_ne!(alice, bob);
+    let plain: std::collections::HashSet<_> = answers
+        .iter()
+        .filter(|(g, s, _)| *g == 2 && *s == 202)
+        .map(|(_, _, id)| id.clone())
+        .collect();
+    assert_eq!(plain.len(), 20);
+    let (_, all) = api.get("/v1/jobs?limit=200", "admin").await;
+    assert_eq!(all["jobs"].as_array().unwrap().len(), 22);
+}

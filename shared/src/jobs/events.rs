@@ -87,9 +87,17 @@ impl JobEvents {
             Err(_) => tracing::debug!(owner, "owner is not a valid topic name; no user event"),
         }
         topics.push(Topic::new("jobs").expect("valid topic"));
+        // One event per topic, so the topics may be written at once: each
+        // topic still gets its events in order.
+        let sent = futures_util::future::join_all(
+            topics
+                .iter()
+                .map(|topic| self.publish_retrying(topic, kind, &raw, retry_for)),
+        )
+        .await;
         let mut first_error = None;
-        for topic in &topics {
-            if let Err(e) = self.publish_retrying(topic, kind, &raw, retry_for).await {
+        for (topic, r) in topics.iter().zip(sent) {
+            if let Err(e) = r {
                 tracing::warn!(topic = %topic, kind, error = %e, "job state event not published");
                 first_error.get_or_insert(e);
             }

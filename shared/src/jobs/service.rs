@@ -80,15 +80,9 @@ impl Jobs {
             tracing::warn!(job_id = %job.id, error = %e, "job.queued not published");
         }
         match self.queue.enqueue(&QueueEntry::new(&job)).await {
-            Ok(_) => {
-                if let Err(e) = self
-                    .store
-                    .mark_enqueued(std::slice::from_ref(&job.id))
-                    .await
-                {
-                    tracing::warn!(job_id = %job.id, error = %e, "enqueued but not marked; the sweep will check it");
-                }
-            }
+            // Noted in the background: starting the job notes it too, and
+            // a note never written only makes the sweep check the job.
+            Ok(_) => self.store.mark_enqueued_soon(&job.id),
             Err(e) => {
                 tracing::warn!(job_id = %job.id, error = %e, "recorded but not enqueued; the sweep will enqueue it")
             }
@@ -160,18 +154,23 @@ impl Jobs {
         Ok(Some(record))
     }
 
-    /// Enqueues jobs recorded more than `grace` ago and never enqueued; returns how many.
+    /// Enqueues jobs recorded more than `grace` ago and never noted as
+    /// enqueued; returns how many the queue did not hold.
     pub async fn sweep_not_enqueued(&self, grace: Duration) -> Result<usize, JobsError> {
         let before = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
         let entries = self.store.not_enqueued(before, 500).await?;
         let mut done = Vec::with_capacity(entries.len());
+        let mut enqueued = 0;
         for e in &entries {
-            self.queue.enqueue(e).await?;
-            tracing::info!(job_id = %e.id, kind = %e.kind, "sweep: enqueued a job that was recorded but not enqueued");
+            // `false`: the queue held it already (its enqueue note was lost).
+            if self.queue.enqueue(e).await? {
+                tracing::info!(job_id = %e.id, kind = %e.kind, "sweep: enqueued a job that was recorded but not enqueued");
+                enqueued += 1;
+            }
             done.push(e.id.clone());
         }
         self.store.mark_enqueued(&done).await?;
-        Ok(done.len())
+        Ok(enqueued)
     }
 
     /// Checks a batch of live jobs not updated for `older_than` against the

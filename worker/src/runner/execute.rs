@@ -1,7 +1,10 @@
 //! One attempt of one job, from lease to acknowledgement.
 //!
 //! Order of writes: PostgreSQL first (fenced by the lease token), then the
-//! event (only if the write changed a row), then the queue. A crash between
+//! event (only if the write changed a row) together with the queue's ack.
+//! The start and terminal writes of concurrent attempts share statements
+//! (the store batches them); each attempt still learns whether its own row
+//! changed. A crash between
 //! any two steps leaves the job leased in Redis; its lease lapses, another
 //! worker takes it, and PostgreSQL's state decides what happens next.
 
@@ -248,47 +251,45 @@ async fn end_fenced(
     t0: Instant,
 ) {
     let written = with_retry("finish", || {
-        core.store.finish(&job.id, Some(&job.token), &end, progress)
+        core.store
+            .end_attempt(&job.id, Some(&job.token), &end, progress)
     })
     .await;
-    match written {
-        Ok(Some(record)) => {
-            metrics::ended(&job.kind, &end, t0.elapsed());
-            publish_end(
-                core,
-                &job.id,
-                &started.owner,
-                &end,
-                record.attempts.max(0) as u32,
-            )
-            .await;
+    let ack = async {
+        if let Err(e) = core.queue.ack(&job.kind, &job.id, Some(&job.token)).await {
+            tracing::warn!(error = %e, "ack failed; the reclaim sweep will clear the job");
         }
-        Ok(None) => tracing::info!("job ended elsewhere (or lease lost); nothing written"),
+    };
+    match written {
+        Ok(Some(ended)) => {
+            metrics::ended(&job.kind, &end, t0.elapsed());
+            // The record holds the state now; the event and the ack may go together.
+            tokio::join!(
+                publish_end(core, &job.id, &started.owner, &end, ended.attempts),
+                ack
+            );
+        }
+        Ok(None) => {
+            tracing::info!("job ended elsewhere (or lease lost); nothing written");
+            ack.await;
+        }
         Err(e) => {
             tracing::error!(error = %e, "terminal state not written; the lease will lapse and the job run again");
-            return;
         }
-    }
-    if let Err(e) = core.queue.ack(&job.kind, &job.id, Some(&job.token)).await {
-        tracing::warn!(error = %e, "ack failed; the reclaim sweep will clear the job");
     }
 }
 
 /// Ends a job this worker holds the Redis lease of but never started
 /// (cancelled before it ran, or out of attempts).
 async fn end_unfenced(core: &Core, job: &Leased, end: Terminal) {
-    let written = with_retry("finish", || core.store.finish(&job.id, None, &end, None)).await;
+    let written = with_retry("finish", || {
+        core.store.end_attempt(&job.id, None, &end, None)
+    })
+    .await;
     match written {
-        Ok(Some(record)) => {
+        Ok(Some(ended)) => {
             metrics::ended(&job.kind, &end, Duration::ZERO);
-            publish_end(
-                core,
-                &job.id,
-                &record.owner,
-                &end,
-                record.attempts.max(0) as u32,
-            )
-            .await;
+            publish_end(core, &job.id, &ended.owner, &end, ended.attempts).await;
         }
         Ok(None) => {}
         Err(e) => {

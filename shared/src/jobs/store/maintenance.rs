@@ -23,7 +23,10 @@ impl Store {
     }
 
     /// Live (queued or running) jobs not updated since `older_than`, after
-    /// a keyset position in (updated_at, id) order; for checking them against Redis.
+    /// a keyset position in (updated_at, id) order; for checking them
+    /// against Redis. Whether a job was noted as enqueued does not matter
+    /// here: the note is written in the background, and a live job the
+    /// queue does not hold is lost either way.
     pub async fn stale_live(
         &self,
         older_than: DateTime<Utc>,
@@ -34,7 +37,7 @@ impl Store {
         let epoch = DateTime::<Utc>::UNIX_EPOCH;
         let (at, id) = after.map(|c| (c.at, c.id.as_str())).unwrap_or((epoch, ""));
         let sql = format!(
-            "SELECT {ENTRY_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') AND enqueued
+            "SELECT {ENTRY_COLUMNS} FROM jobs WHERE state IN ('queued', 'running')
              AND updated_at < $1 AND (updated_at, id) > ($2, $3) ORDER BY updated_at, id LIMIT $4"
         );
         let rows = conn.query(&sql, &[&older_than, &at, &id, &limit]).await?;

@@ -8,6 +8,7 @@
 //! first tries to run it, so a process that started before PostgreSQL was
 //! reachable recovers by itself.
 
+mod batch;
 mod jobs;
 mod maintenance;
 mod uploads;
@@ -21,7 +22,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio::sync::Mutex;
 use tokio_postgres::NoTls;
 
-pub use jobs::{Cursor, ListFilter, QueueEntry, Started, Terminal};
+pub use jobs::{Cursor, Ended, ListFilter, QueueEntry, Started, Terminal};
 pub use uploads::{UploadMeta, CHUNK_BYTES};
 
 mod embedded {
@@ -102,17 +103,27 @@ pub struct StoreSettings {
 }
 
 /// Handle to the job store; cheap to clone.
+///
+/// The hot writes (recording a job, starting and ending attempts, noting
+/// enqueues) go through group-commit batchers (`batch`): concurrent calls
+/// share one statement. Every statement is prepared once per connection.
 #[derive(Clone)]
 pub struct Store {
+    core: Arc<Core>,
+    batches: Arc<jobs::Batches>,
+}
+
+/// The pool and the migration state, shared by the handles and the batchers.
+pub(crate) struct Core {
     pool: Pool,
-    migrated: Arc<AtomicBool>,
-    migrate_lock: Arc<Mutex<()>>,
+    migrated: AtomicBool,
+    migrate_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("migrated", &self.migrated.load(Ordering::Relaxed))
+            .field("migrated", &self.is_migrated())
             .finish()
     }
 }
@@ -130,8 +141,11 @@ impl Store {
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
         pg.connect_timeout(CONNECT_TIMEOUT);
+        // Statements are prepared once per connection, but planned on every
+        // run: a generic plan made while `jobs` was small (a hash join over a
+        // sequential scan) would otherwise stay while the table grows.
         pg.options(format!(
-            "-c statement_timeout={}",
+            "-c statement_timeout={} -c plan_cache_mode=force_custom_plan",
             STATEMENT_TIMEOUT.as_millis()
         ));
         if pg.get_application_name().is_none() {
@@ -152,20 +166,48 @@ impl Store {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
-        Ok(Self {
+        let core = Arc::new(Core {
             pool,
-            migrated: Arc::new(AtomicBool::new(false)),
-            migrate_lock: Arc::new(Mutex::new(())),
+            migrated: AtomicBool::new(false),
+            migrate_lock: Mutex::new(()),
+        });
+        Ok(Self {
+            batches: Arc::new(jobs::Batches::new(&core)),
+            core,
         })
     }
 
     /// Whether the schema migration has run in this process.
     pub fn is_migrated(&self) -> bool {
-        self.migrated.load(Ordering::Acquire)
+        self.core.is_migrated()
     }
 
     /// Runs the migrations once (later calls return at once).
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.core.migrate().await
+    }
+
+    /// A connection, with the schema migrated; fails fast while PostgreSQL is away.
+    pub(crate) async fn conn(&self) -> Result<Object, StoreError> {
+        self.core.conn().await
+    }
+
+    /// Whether PostgreSQL answers `SELECT 1` within `within`.
+    pub async fn ping(&self, within: Duration) -> bool {
+        let probe = async {
+            let conn = self.core.pool.get().await.ok()?;
+            conn.simple_query("SELECT 1").await.ok()
+        };
+        matches!(tokio::time::timeout(within, probe).await, Ok(Some(_)))
+    }
+}
+
+impl Core {
+    fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::Acquire)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
         if self.is_migrated() {
             return Ok(());
         }
@@ -197,16 +239,9 @@ impl Store {
         }
         Ok(self.pool.get().await?)
     }
+}
 
-    /// Whether PostgreSQL answers `SELECT 1` within `within`.
-    pub async fn ping(&self, within: Duration) -> bool {
-        let probe = async {
-            let conn = self.pool.get().await.ok()?;
-            conn.simple_query("SELECT 1").await.ok()
-        };
-        matches!(tokio::time::timeout(within, probe).await, Ok(Some(_)))
-    }
-
+impl Store {
     /// Keeps trying to migrate in the background until it succeeds or `stop` fires.
     pub fn migrate_in_background(
         &self,
