@@ -63,6 +63,15 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if self.code == ErrorCode::TooLarge {
+            // The rest of the body is never read: the connection cannot
+            // carry another request, so say so rather than let the client
+            // reuse it and fail.
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
+            );
+        }
         crate::metrics::http_error(self.code);
         resp
     }

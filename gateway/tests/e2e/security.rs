@@ -744,6 +744,11 @@ async fn an_oversized_http_body_is_refused_with_413() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413, "the server API has the same limit");
+    assert_eq!(
+        r.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..]),
+        "the unread body ends the connection, and the answer says so"
+    );
     // The gateway is fine afterwards.
     let (status, _) = post_as(&gw, "/v1/send", &bob, &body(10)).await;
     assert_eq!(status, 200);
