@@ -141,7 +141,11 @@ pub fn delivery_latency(ts_ms: u64) {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    histogram!(DELIVERY_LATENCY).record(now.saturating_sub(ts_ms) as f64 / 1000.0);
+    // Once per write batch per connection: look the histogram up once.
+    static LATENCY: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+    LATENCY
+        .get_or_init(|| histogram!(DELIVERY_LATENCY))
+        .record(now.saturating_sub(ts_ms) as f64 / 1000.0);
 }
 
 pub fn connections(delta: f64) {
