@@ -11,11 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use relay_shared::jobs::model::Accepted;
-use relay_shared::jobs::store::Cursor;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::routes::{DEFAULT_PAGE, MAX_PAGE};
 use super::JobsApi;
 use crate::http::error::ApiError;
 
@@ -42,19 +40,7 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     api.inner().auth.server(&parts)?;
     let Query(q) = query?;
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(
-            Cursor::decode(c)
-                .ok_or_else(|| ApiError::invalid("cursor is not one this server gave"))?,
-        ),
-    };
+    let (limit, cursor) = super::routes::page(q.limit, q.cursor.as_deref())?;
     let kind = super::routes::kind_filter(q.kind)?;
     let (jobs, next) = api
         .inner()

@@ -50,6 +50,28 @@ fn has_nul(v: &serde_json::Value) -> bool {
     }
 }
 
+/// A list page's `limit` (default [`DEFAULT_PAGE`], at most [`MAX_PAGE`])
+/// and `cursor` (one this server gave, or none).
+pub(crate) fn page(
+    limit: Option<usize>,
+    cursor: Option<&str>,
+) -> Result<(usize, Option<Cursor>), ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let cursor = match cursor.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            Cursor::decode(c)
+                .ok_or_else(|| ApiError::invalid("cursor is not one this server gave"))?,
+        ),
+    };
+    Ok((limit, cursor))
+}
+
 /// A `kind` filter: NUL can match no kind (and PostgreSQL refuses it).
 pub(crate) fn kind_filter(kind: Option<String>) -> Result<Option<String>, ApiError> {
     match kind.filter(|k| !k.is_empty()) {
@@ -161,19 +183,7 @@ pub async fn list(
             ApiError::invalid("state must be queued, running, completed, failed or cancelled")
         })?),
     };
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(
-            Cursor::decode(c)
-                .ok_or_else(|| ApiError::invalid("cursor is not one this server gave"))?,
-        ),
-    };
+    let (limit, cursor) = page(q.limit, q.cursor.as_deref())?;
     let filter = ListFilter {
         owner: if who.admin {
             None
