@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use relay_shared::protocol::close;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{ConnCtl, Outbound};
@@ -28,7 +27,6 @@ pub const IDLE: u16 = 1001;
 
 struct Entry {
     ctl: Arc<ConnCtl>,
-    tx: mpsc::Sender<Outbound>,
     /// When the token expires, in ms since `base`.
     expires: Option<u64>,
     /// When the next ping is due, in ms since `base`.
@@ -82,16 +80,9 @@ impl Conns {
         &self.inner.shards[id as usize % SHARDS]
     }
 
-    /// Registers a connection until the returned guard is dropped. `tx` is
-    /// its writer's queue (pings go there); `expires_in` is its token's
-    /// remaining life.
-    pub fn register(
-        &self,
-        id: u64,
-        ctl: Arc<ConnCtl>,
-        tx: mpsc::Sender<Outbound>,
-        expires_in: Option<Duration>,
-    ) -> Registered {
+    /// Registers a connection until the returned guard is dropped (pings go
+    /// to its queue); `expires_in` is its token's remaining life.
+    pub fn register(&self, id: u64, ctl: Arc<ConnCtl>, expires_in: Option<Duration>) -> Registered {
         let now = self.now_ms();
         ctl.touch(now);
         if expires_in.is_some_and(|d| d.is_zero()) {
@@ -99,7 +90,6 @@ impl Conns {
         }
         let entry = Entry {
             ctl: ctl.clone(),
-            tx,
             expires: expires_in.map(|d| now.saturating_add(d.as_millis() as u64)),
             next_ping: now + self.inner.heartbeat_ms,
         };
@@ -169,7 +159,7 @@ impl Conns {
                     entry.next_ping = now + heartbeat;
                     // A full queue means the writer is busy or the client is
                     // behind (the hub sheds it); the ping can wait a round.
-                    let _ = entry.tx.try_send(Outbound::Ping);
+                    let _ = entry.ctl.push(Outbound::Ping);
                 }
             }
         }

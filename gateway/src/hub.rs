@@ -13,13 +13,14 @@
 //!   comes back it resubscribes every channel and reads each topic's history
 //!   after that id, so events published during the outage still arrive, once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use fred::prelude::*;
+use futures_util::task::AtomicWaker;
 use relay_shared::bus::Bus;
 use relay_shared::event::{frame_id, Since, StreamId};
 use relay_shared::keys;
@@ -78,16 +79,89 @@ pub struct Replay {
     pub cutoff: StreamId,
 }
 
-/// A connection's close signal (and why), and when it was last heard from.
-#[derive(Debug, Default)]
+/// A connection's send queue, its close signal (and why), and when it was
+/// last heard from.
+///
+/// The queue is a bounded deque behind a lock held only to push or pop one
+/// item, with the writer's waker beside it: no memory until something is
+/// queued (a channel would allocate a block of slots and a padded header per
+/// connection, about 1.3 KB), and it gives its memory back after a burst.
+#[derive(Debug)]
 pub struct ConnCtl {
+    queue: Mutex<VecDeque<Outbound>>,
+    capacity: usize,
+    writer: AtomicWaker,
     close: CancellationToken,
     code: AtomicU16,
     /// When the client last sent anything, in [`crate::conns::Conns::now_ms`].
     last_seen: AtomicU64,
 }
 
+/// Deque capacity a drained queue keeps; more is given back.
+const KEEP_CAPACITY: usize = 16;
+
 impl ConnCtl {
+    /// A connection whose queue holds at most `capacity` items.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            writer: AtomicWaker::new(),
+            close: CancellationToken::new(),
+            code: AtomicU16::new(0),
+            last_seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Queues `msg` for the writer; `false` (and `msg` dropped) when the
+    /// queue is full.
+    pub fn push(&self, msg: Outbound) -> bool {
+        {
+            let mut queue = self.queue.lock().unwrap();
+            if queue.len() >= self.capacity {
+                return false;
+            }
+            queue.push_back(msg);
+        }
+        self.writer.wake();
+        true
+    }
+
+    /// Queues `msg`, or closes the connection with 4008 when its queue is
+    /// full: a client that lets its queue fill is too slow to keep.
+    pub fn push_or_shed(&self, msg: Outbound) {
+        if !self.push(msg) {
+            shed(self);
+        }
+    }
+
+    /// The next queued item, if any.
+    pub fn try_pop(&self) -> Option<Outbound> {
+        let mut queue = self.queue.lock().unwrap();
+        let msg = queue.pop_front();
+        if queue.is_empty() && queue.capacity() > KEEP_CAPACITY {
+            queue.shrink_to(KEEP_CAPACITY);
+        }
+        msg
+    }
+
+    /// Waits for the next queued item (for the connection's one writer).
+    pub async fn pop(&self) -> Outbound {
+        std::future::poll_fn(|cx| {
+            if let Some(msg) = self.try_pop() {
+                return std::task::Poll::Ready(msg);
+            }
+            self.writer.register(cx.waker());
+            // Again: a push between the first look and the registration
+            // woke no one.
+            match self.try_pop() {
+                Some(msg) => std::task::Poll::Ready(msg),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+
     /// Records that the client sent something at `now_ms`.
     pub fn touch(&self, now_ms: u64) {
         self.last_seen.store(now_ms, Ordering::Relaxed);
@@ -131,11 +205,7 @@ pub fn shed(ctl: &ConnCtl) {
 #[derive(Debug, Clone)]
 pub enum Subscriber {
     /// A WebSocket connection's subscription.
-    Conn {
-        id: u64,
-        tx: mpsc::Sender<Outbound>,
-        ctl: Arc<ConnCtl>,
-    },
+    Conn { id: u64, ctl: Arc<ConnCtl> },
     /// A poll or SSE request waiting for anything new.
     Waiter { id: u64, notify: Arc<Notify> },
 }
@@ -322,13 +392,7 @@ impl Hub {
         let subs = entry.subs.lock().unwrap();
         for sub in subs.iter() {
             match sub {
-                Subscriber::Conn { tx, ctl, .. } => {
-                    if let Err(mpsc::error::TrySendError::Full(_)) =
-                        tx.try_send(Outbound::Event(event.clone()))
-                    {
-                        shed(ctl);
-                    }
-                }
+                Subscriber::Conn { ctl, .. } => ctl.push_or_shed(Outbound::Event(event.clone())),
                 Subscriber::Waiter { notify, .. } => notify.notify_one(),
             }
         }
@@ -567,11 +631,9 @@ impl Hub {
             };
             let notice = crate::ws::lost_history_notice(&entry.topic, &history);
             for sub in entry.subs.lock().unwrap().iter() {
-                if let Subscriber::Conn { tx, ctl, .. } = sub {
+                if let Subscriber::Conn { ctl, .. } = sub {
                     let msg = Outbound::Reset(Box::new((entry.topic.clone(), notice.clone())));
-                    if tx.try_send(msg).is_err() {
-                        shed(ctl);
-                    }
+                    ctl.push_or_shed(msg);
                 }
             }
         }

@@ -28,7 +28,6 @@ use relay_shared::event::{Since, StreamId};
 use relay_shared::protocol::{close, parse_client_frame, ClientOp, ErrorCode, ServerFrame};
 use relay_shared::topic::Topic;
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::auth::Identity;
@@ -135,25 +134,23 @@ pub async fn session<W, R>(
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     m::connections(1.0);
-    let (tx, rx) = mpsc::channel(state.config.send_queue.get());
-    let ctl = Arc::new(ConnCtl::default());
+    let ctl = Arc::new(ConnCtl::new(state.config.send_queue.get()));
     let _registered = state
         .conns
-        .register(conn_id, ctl.clone(), tx.clone(), identity.expires_in());
+        .register(conn_id, ctl.clone(), identity.expires_in());
     {
         let session_name = format!("c-{conn_id:x}");
         let welcome = ServerFrame::Welcome {
             session: &session_name,
             heartbeat_ms: state.config.heartbeat.as_millis() as u64,
         };
-        let _ = tx.try_send(Outbound::Frame(welcome.to_json().into_boxed_str()));
+        ctl.push(Outbound::Frame(welcome.to_json().into_boxed_str()));
     }
 
     let mut reader = Reader {
         state: &state,
         identity: &identity,
         conn_id,
-        tx,
         ctl: &ctl,
         subs: HashSet::new(),
         rate: state.limits.ws_limiter(),
@@ -164,7 +161,7 @@ pub async fn session<W, R>(
     };
     tokio::select! {
         _ = reader.run(stream) => {}
-        _ = writer.run(sink, rx) => {}
+        _ = writer.run(sink) => {}
     }
     drop(guards);
     for topic in reader.subs.drain() {
@@ -187,7 +184,6 @@ struct Reader<'a> {
     state: &'a AppState,
     identity: &'a Identity,
     conn_id: u64,
-    tx: mpsc::Sender<Outbound>,
     ctl: &'a Arc<ConnCtl>,
     subs: HashSet<Topic>,
     rate: WsRate,
@@ -208,12 +204,7 @@ impl Reader<'_> {
                 match self.rate.check() {
                     Verdict::Accept => {}
                     Verdict::Refuse => {
-                        Box::pin(self.error(
-                            None,
-                            ErrorCode::RateLimit,
-                            "too many frames; slow down",
-                        ))
-                        .await;
+                        self.error(None, ErrorCode::RateLimit, "too many frames; slow down");
                         continue;
                     }
                     Verdict::Close => {
@@ -227,14 +218,11 @@ impl Reader<'_> {
                 // publish) needs far more state than waiting for the next
                 // frame, and an idle connection should not carry it.
                 Some(Ok(Message::Text(text))) => Box::pin(self.on_text(&text)).await,
-                Some(Ok(Message::Binary(_))) => {
-                    Box::pin(self.error(
-                        None,
-                        ErrorCode::InvalidMessage,
-                        "binary frames are not supported; send JSON text",
-                    ))
-                    .await
-                }
+                Some(Ok(Message::Binary(_))) => self.error(
+                    None,
+                    ErrorCode::InvalidMessage,
+                    "binary frames are not supported; send JSON text",
+                ),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | None => return,
                 Some(Err(e)) => {
@@ -249,33 +237,30 @@ impl Reader<'_> {
         }
     }
 
-    async fn send(&self, msg: Outbound) {
-        tokio::select! {
-            _ = self.tx.send(msg) => {}
-            _ = self.ctl.closed() => {}
-        }
+    /// Queues `msg` for the writer; a client whose queue is full is too
+    /// slow and is closed (4008).
+    fn send(&self, msg: Outbound) {
+        self.ctl.push_or_shed(msg);
     }
 
-    async fn reply(&self, frame: ServerFrame<'_>) {
-        self.send(Outbound::Frame(frame.to_json().into_boxed_str()))
-            .await;
+    fn reply(&self, frame: ServerFrame<'_>) {
+        self.send(Outbound::Frame(frame.to_json().into_boxed_str()));
     }
 
-    async fn error(&self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
+    fn error(&self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
         m::ws_error(code);
         self.reply(ServerFrame::Error {
             id,
             code,
             message,
             retryable: code.retryable(),
-        })
-        .await;
+        });
     }
 
     async fn on_text(&mut self, text: &str) {
         match parse_client_frame(text) {
-            Err(e) => self.error(e.id, e.code, &e.message).await,
-            Ok(ClientOp::Ping { id }) => self.reply(ServerFrame::Pong { id }).await,
+            Err(e) => self.error(e.id, e.code, &e.message),
+            Ok(ClientOp::Ping { id }) => self.reply(ServerFrame::Pong { id }),
             Ok(ClientOp::Subscribe {
                 id,
                 topic,
@@ -284,21 +269,21 @@ impl Reader<'_> {
             }) => self.subscribe(id, topic, since, epoch.as_deref()).await,
             Ok(ClientOp::Unsubscribe { id, topic }) => {
                 if !self.subs.remove(&topic) {
-                    return self
-                        .error(id, ErrorCode::NotSubscribed, "not subscribed to this topic")
-                        .await;
+                    return self.error(
+                        id,
+                        ErrorCode::NotSubscribed,
+                        "not subscribed to this topic",
+                    );
                 }
                 self.state.hub.remove(&topic, self.conn_id);
                 m::subscriptions(-1.0);
                 self.send(Outbound::End {
                     topic: topic.clone(),
-                })
-                .await;
+                });
                 self.reply(ServerFrame::Unsubscribed {
                     id,
                     topic: topic.as_str(),
-                })
-                .await;
+                });
             }
             Ok(ClientOp::Publish {
                 id,
@@ -307,13 +292,11 @@ impl Reader<'_> {
                 data,
             }) => {
                 if !self.identity.may_publish(&topic) {
-                    return self
-                        .error(
-                            id,
-                            ErrorCode::Forbidden,
-                            "not allowed to publish to this topic",
-                        )
-                        .await;
+                    return self.error(
+                        id,
+                        ErrorCode::Forbidden,
+                        "not allowed to publish to this topic",
+                    );
                 }
                 let data = data.unwrap_or(empty_object());
                 match self.state.bus.publish(&topic, &kind, data).await {
@@ -323,16 +306,13 @@ impl Reader<'_> {
                             id,
                             event_id: p.id.to_string(),
                         })
-                        .await
                     }
                     Err(e) if e.is_unavailable() => {
                         self.error(id, ErrorCode::Unavailable, "redis is unavailable")
-                            .await
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "publish failed");
                         self.error(id, ErrorCode::ServerError, "publish failed")
-                            .await
                     }
                 }
             }
@@ -353,20 +333,18 @@ impl Reader<'_> {
                 "at most {} subscriptions per connection",
                 self.state.config.max_subscriptions
             );
-            return self.error(id, ErrorCode::RateLimit, &msg).await;
+            return self.error(id, ErrorCode::RateLimit, &msg);
         }
         if let Err((code, msg)) = self.state.authorize_read(self.identity, &topic).await {
-            return self.error(id, code, msg).await;
+            return self.error(id, code, msg);
         }
         // Order matters: the writer must know the topic is replaying before
         // the hub can hand it a live event.
         self.send(Outbound::Begin {
             topic: topic.clone(),
-        })
-        .await;
+        });
         let sub = Subscriber::Conn {
             id: self.conn_id,
-            tx: self.tx.clone(),
             ctl: self.ctl.clone(),
         };
         let entry = self.state.hub.add(&topic, sub).await;
@@ -390,7 +368,7 @@ impl Reader<'_> {
                 self.subs.remove(&topic);
                 m::subscriptions(-1.0);
                 self.state.hub.remove(&topic, self.conn_id);
-                self.send(Outbound::End { topic }).await;
+                self.send(Outbound::End { topic });
                 // Redis connected but slow (a stampede of subscribes) is a
                 // server error, still retryable; UNAVAILABLE means unreachable.
                 let unavailable = e == ReadError::Unavailable && !self.state.bus.is_connected();
@@ -399,7 +377,7 @@ impl Reader<'_> {
                 } else {
                     (ErrorCode::ServerError, "could not read the topic's history")
                 };
-                return self.error(id, code, msg).await;
+                return self.error(id, code, msg);
             }
         };
         entry.observe(history.last, &history.epoch);
@@ -428,7 +406,7 @@ impl Reader<'_> {
             frames,
             cutoff,
         };
-        self.send(Outbound::Replay(Box::new(replay))).await;
+        self.send(Outbound::Replay(Box::new(replay)));
     }
 }
 
@@ -478,7 +456,7 @@ impl Writer<'_> {
     /// Writes queued frames until the connection closes. Heartbeat pings,
     /// idle and expiry closes and the drain come from [`crate::conns`], so
     /// the loop waits only on its queue and its close signal.
-    async fn run<W>(mut self, mut sink: W, mut rx: mpsc::Receiver<Outbound>)
+    async fn run<W>(mut self, mut sink: W)
     where
         W: Sink<Message, Error = axum::Error> + Unpin,
     {
@@ -489,16 +467,16 @@ impl Writer<'_> {
             let first = tokio::select! {
                 biased;
                 _ = &mut closed => break,
-                msg = rx.recv() => match msg { Some(m) => m, None => break },
+                msg = ctl.pop() => msg,
             };
             let batch = async {
                 let mut written = 0u64;
                 let mut oldest_ts: Option<u64> = None;
                 written += self.handle(first, &mut sink, &mut oldest_ts).await?;
                 while (written as usize) < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(msg) => written += self.handle(msg, &mut sink, &mut oldest_ts).await?,
-                        Err(_) => break,
+                    match ctl.try_pop() {
+                        Some(msg) => written += self.handle(msg, &mut sink, &mut oldest_ts).await?,
+                        None => break,
                     }
                 }
                 sink.flush().await?;
