@@ -15,6 +15,7 @@
 //!   it fill (4008).
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,62 +123,69 @@ pub async fn upgrade(
 /// This future lives as long as the connection, so what it keeps across
 /// its awaits is memory per connection: handling an op is boxed, and so is
 /// anything else an idle connection does not need.
-pub async fn session<W, R>(
+///
+/// A plain function returning an `async move` block, not an `async fn`: an
+/// `async fn` keeps a second copy of its arguments in its future.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+pub fn session<W, R>(
     sink: W,
     stream: R,
     state: AppState,
     identity: Identity,
     conn_id: u64,
     guards: impl Send,
-) where
+) -> impl Future<Output = ()>
+where
     W: Sink<Message, Error = axum::Error> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    m::connections(1.0);
-    let ctl = Arc::new(ConnCtl::new(state.config.send_queue.get()));
-    let _registered = state
-        .conns
-        .register(conn_id, ctl.clone(), identity.expires_in());
-    {
-        let session_name = format!("c-{conn_id:x}");
-        let welcome = ServerFrame::Welcome {
-            session: &session_name,
-            heartbeat_ms: state.config.heartbeat.as_millis() as u64,
-        };
-        ctl.push(Outbound::Frame(welcome.to_json().into_boxed_str()));
-    }
+    async move {
+        m::connections(1.0);
+        let ctl = Arc::new(ConnCtl::new(state.config.send_queue.get()));
+        let _registered = state
+            .conns
+            .register(conn_id, ctl.clone(), identity.expires_in());
+        {
+            let session_name = format!("c-{conn_id:x}");
+            let welcome = ServerFrame::Welcome {
+                session: &session_name,
+                heartbeat_ms: state.config.heartbeat.as_millis() as u64,
+            };
+            ctl.push(Outbound::Frame(welcome.to_json().into_boxed_str()));
+        }
 
-    let mut reader = Reader {
-        state: &state,
-        identity: &identity,
-        conn_id,
-        ctl: &ctl,
-        subs: HashSet::new(),
-        rate: state.limits.ws_limiter(),
-    };
-    let writer = Writer {
-        ctl: &ctl,
-        topics: HashMap::default(),
-    };
-    tokio::select! {
-        _ = reader.run(stream) => {}
-        _ = writer.run(sink) => {}
+        let mut reader = Reader {
+            state: &state,
+            identity: &identity,
+            conn_id,
+            ctl: &ctl,
+            subs: HashSet::new(),
+            rate: state.limits.ws_limiter(),
+        };
+        let writer = Writer {
+            ctl: &ctl,
+            topics: HashMap::default(),
+        };
+        tokio::select! {
+            _ = reader.run(stream) => {}
+            _ = writer.run(sink) => {}
+        }
+        drop(guards);
+        for topic in reader.subs.drain() {
+            state.hub.remove(&topic, conn_id);
+            m::subscriptions(-1.0);
+        }
+        m::connections(-1.0);
+        m::closed(match ctl.code() {
+            Some(close::DRAINING) => "draining",
+            Some(close::TOO_SLOW) => "too_slow",
+            Some(close::TOKEN_EXPIRED) => "token_expired",
+            Some(close::TOO_BIG) => "too_big",
+            Some(close::POLICY) => "policy",
+            Some(_) => "idle",
+            None => "client",
+        });
     }
-    drop(guards);
-    for topic in reader.subs.drain() {
-        state.hub.remove(&topic, conn_id);
-        m::subscriptions(-1.0);
-    }
-    m::connections(-1.0);
-    m::closed(match ctl.code() {
-        Some(close::DRAINING) => "draining",
-        Some(close::TOO_SLOW) => "too_slow",
-        Some(close::TOKEN_EXPIRED) => "token_expired",
-        Some(close::TOO_BIG) => "too_big",
-        Some(close::POLICY) => "policy",
-        Some(_) => "idle",
-        None => "client",
-    });
 }
 
 struct Reader<'a> {
@@ -452,67 +460,76 @@ struct Writer<'a> {
     topics: HashMap<Topic, TopicState, foldhash::fast::RandomState>,
 }
 
-impl Writer<'_> {
+impl<'a> Writer<'a> {
     /// Writes queued frames until the connection closes. Heartbeat pings,
     /// idle and expiry closes and the drain come from [`crate::conns`], so
     /// the loop waits only on its queue and its close signal.
-    async fn run<W>(mut self, mut sink: W)
+    ///
+    /// An `async move` block rather than an `async fn`, which would keep a
+    /// second copy of `self` and `sink` for the connection's whole life.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    fn run<W>(mut self, mut sink: W) -> impl Future<Output = ()> + 'a
     where
-        W: Sink<Message, Error = axum::Error> + Unpin,
+        W: Sink<Message, Error = axum::Error> + Unpin + 'a,
     {
-        let ctl = self.ctl;
-        let closed = ctl.closed();
-        tokio::pin!(closed);
-        loop {
-            let first = tokio::select! {
-                biased;
-                _ = &mut closed => break,
-                msg = ctl.pop() => msg,
-            };
-            let batch = async {
-                let mut written = 0u64;
-                let mut oldest_ts: Option<u64> = None;
-                written += self.handle(first, &mut sink, &mut oldest_ts).await?;
-                while (written as usize) < MAX_BATCH {
-                    match ctl.try_pop() {
-                        Some(msg) => written += self.handle(msg, &mut sink, &mut oldest_ts).await?,
-                        None => break,
+        async move {
+            let ctl = self.ctl;
+            let closed = ctl.closed();
+            tokio::pin!(closed);
+            loop {
+                let first = tokio::select! {
+                    biased;
+                    _ = &mut closed => break,
+                    msg = ctl.pop() => msg,
+                };
+                let batch = async {
+                    let mut written = 0u64;
+                    let mut oldest_ts: Option<u64> = None;
+                    written += self.handle(first, &mut sink, &mut oldest_ts).await?;
+                    while (written as usize) < MAX_BATCH {
+                        match ctl.try_pop() {
+                            Some(msg) => {
+                                written += self.handle(msg, &mut sink, &mut oldest_ts).await?
+                            }
+                            None => break,
+                        }
                     }
+                    sink.flush().await?;
+                    Ok::<_, axum::Error>((written, oldest_ts))
+                };
+                let result = tokio::select! {
+                    r = batch => r,
+                    _ = &mut closed => break,
+                };
+                match result {
+                    Ok((written, oldest_ts)) => {
+                        if written > 0 {
+                            delivered(written);
+                        }
+                        if let Some(ts) = oldest_ts {
+                            m::delivery_latency(ts);
+                        }
+                    }
+                    Err(_) => return,
                 }
-                sink.flush().await?;
-                Ok::<_, axum::Error>((written, oldest_ts))
-            };
-            let result = tokio::select! {
-                r = batch => r,
-                _ = &mut closed => break,
-            };
-            match result {
-                Ok((written, oldest_ts)) => {
-                    if written > 0 {
-                        delivered(written);
-                    }
-                    if let Some(ts) = oldest_ts {
-                        m::delivery_latency(ts);
-                    }
-                }
-                Err(_) => return,
             }
-        }
-        if let Some(code) = ctl.code() {
-            let reason = match code {
-                close::DRAINING => "server draining, reconnect elsewhere",
-                close::TOO_SLOW => "too slow: reconnect with since",
-                close::TOKEN_EXPIRED => "token expired",
-                close::TOO_BIG => "frame over the size limit",
-                close::POLICY => "policy violation",
-                _ => "idle",
-            };
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            };
-            let close = tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame))));
-            let _ = Box::pin(close).await;
+            if let Some(code) = ctl.code() {
+                let reason = match code {
+                    close::DRAINING => "server draining, reconnect elsewhere",
+                    close::TOO_SLOW => "too slow: reconnect with since",
+                    close::TOKEN_EXPIRED => "token expired",
+                    close::TOO_BIG => "frame over the size limit",
+                    close::POLICY => "policy violation",
+                    _ => "idle",
+                };
+                let frame = CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                };
+                let close =
+                    tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame))));
+                let _ = Box::pin(close).await;
+            }
         }
     }
 
@@ -556,36 +573,9 @@ impl Writer<'_> {
                 self.topics.remove(&topic);
                 Ok(0)
             }
-            Outbound::Replay(replay) => {
-                let Replay {
-                    topic,
-                    subscribed,
-                    frames,
-                    cutoff,
-                } = *replay;
-                let buffered = match self.topics.remove(&topic) {
-                    Some(TopicState::Pending(buf)) => buf,
-                    _ => Vec::new(),
-                };
-                sink.feed(Message::Text(subscribed)).await?;
-                let mut last = cutoff;
-                let mut n = 0;
-                for (id, frame) in frames.iter() {
-                    let id = *id;
-                    sink.feed(Message::Text(frame.clone())).await?;
-                    last = last.max(id);
-                    n += 1;
-                }
-                for (id, frame) in buffered {
-                    if id > last {
-                        sink.feed(Message::Text(frame)).await?;
-                        last = id;
-                        n += 1;
-                    }
-                }
-                self.topics.insert(topic, TopicState::Live { last });
-                Ok(n)
-            }
+            // Boxed: rare, and its state would otherwise enlarge every
+            // connection's writer.
+            Outbound::Replay(replay) => Box::pin(self.replay(*replay, sink)).await,
             Outbound::Ping => {
                 sink.feed(Message::Ping(bytes::Bytes::new())).await?;
                 Ok(0)
@@ -601,6 +591,42 @@ impl Writer<'_> {
                 Ok(0)
             }
         }
+    }
+
+    /// Sends a subscription's `subscribed`, its replay, then the live events
+    /// buffered meanwhile that the replay did not cover; the topic is live
+    /// from then on. Returns how many event frames it wrote.
+    async fn replay<W>(&mut self, replay: Replay, sink: &mut W) -> Result<u64, axum::Error>
+    where
+        W: Sink<Message, Error = axum::Error> + Unpin,
+    {
+        let Replay {
+            topic,
+            subscribed,
+            frames,
+            cutoff,
+        } = replay;
+        let buffered = match self.topics.remove(&topic) {
+            Some(TopicState::Pending(buf)) => buf,
+            _ => Vec::new(),
+        };
+        sink.feed(Message::Text(subscribed)).await?;
+        let mut last = cutoff;
+        let mut n = 0;
+        for (id, frame) in frames.iter() {
+            sink.feed(Message::Text(frame.clone())).await?;
+            last = last.max(*id);
+            n += 1;
+        }
+        for (id, frame) in buffered {
+            if id > last {
+                sink.feed(Message::Text(frame)).await?;
+                last = id;
+                n += 1;
+            }
+        }
+        self.topics.insert(topic, TopicState::Live { last });
+        Ok(n)
     }
 }
 
