@@ -240,6 +240,11 @@ struct Track {
 }
 
 impl TopicEntry {
+    /// The topic's name as the hub shares it (live events carry this one).
+    pub fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
     /// Waits until the topic's channel is subscribed, up to `wait`.
     pub async fn wait_ready(&self, wait: Duration) -> bool {
         let mut rx = self.ready.subscribe();

@@ -14,7 +14,6 @@
 //!   and one `flush`. Its queue is bounded; the hub closes a client that lets
 //!   it fill (4008).
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,19 +158,19 @@ where
             identity: &identity,
             conn_id,
             ctl: &ctl,
-            subs: HashSet::new(),
+            subs: Vec::new(),
             rate: state.limits.ws_limiter(),
         };
         let writer = Writer {
             ctl: &ctl,
-            topics: HashMap::default(),
+            topics: Topics::default(),
         };
         tokio::select! {
             _ = reader.run(stream) => {}
             _ = writer.run(sink) => {}
         }
         drop(guards);
-        for topic in reader.subs.drain() {
+        for topic in reader.subs.drain(..) {
             state.hub.remove(&topic, conn_id);
             m::subscriptions(-1.0);
         }
@@ -193,7 +192,8 @@ struct Reader<'a> {
     identity: &'a Identity,
     conn_id: u64,
     ctl: &'a Arc<ConnCtl>,
-    subs: HashSet<Topic>,
+    /// Subscribed topics (a short list: at most `RELAY_MAX_SUBSCRIPTIONS`).
+    subs: Vec<Topic>,
     rate: WsRate,
 }
 
@@ -276,13 +276,14 @@ impl Reader<'_> {
                 epoch,
             }) => self.subscribe(id, topic, since, epoch.as_deref()).await,
             Ok(ClientOp::Unsubscribe { id, topic }) => {
-                if !self.subs.remove(&topic) {
+                let Some(at) = self.subs.iter().position(|t| *t == topic) else {
                     return self.error(
                         id,
                         ErrorCode::NotSubscribed,
                         "not subscribed to this topic",
                     );
-                }
+                };
+                self.subs.swap_remove(at);
                 self.state.hub.remove(&topic, self.conn_id);
                 m::subscriptions(-1.0);
                 self.send(Outbound::End {
@@ -357,7 +358,7 @@ impl Reader<'_> {
         };
         let entry = self.state.hub.add(&topic, sub).await;
         if !again {
-            self.subs.insert(topic.clone());
+            self.subs.push(topic.clone());
             m::subscriptions(1.0);
         }
         let history = if entry.wait_ready(READY_WAIT).await {
@@ -373,7 +374,7 @@ impl Reader<'_> {
         let history = match history {
             Ok(h) => h,
             Err(e) => {
-                self.subs.remove(&topic);
+                self.subs.retain(|t| *t != topic);
                 m::subscriptions(-1.0);
                 self.state.hub.remove(&topic, self.conn_id);
                 self.send(Outbound::End { topic });
@@ -409,7 +410,9 @@ impl Reader<'_> {
         };
         let subscribed = subscribed.to_json().into();
         let replay = Replay {
-            topic,
+            // The hub's shared name: the writer then finds the topic of each
+            // live event by pointer.
+            topic: entry.topic().clone(),
             subscribed,
             frames,
             cutoff,
@@ -452,12 +455,43 @@ enum TopicState {
     Live { last: StreamId },
 }
 
+/// A writer's topics, looked up once per delivered event: a short list
+/// (at most `RELAY_MAX_SUBSCRIPTIONS`), keyed by the hub's shared topic
+/// name once the topic is live, so a lookup is mostly a pointer comparison
+/// (a hash map per connection was more memory and, with SipHash, 5 % of a
+/// gateway's fan-out CPU).
+#[derive(Default)]
+struct Topics(Vec<(Topic, TopicState)>);
+
+impl Topics {
+    fn position(&self, topic: &Topic) -> Option<usize> {
+        let list = &self.0;
+        list.iter()
+            .position(|(t, _)| t.same(topic))
+            .or_else(|| list.iter().position(|(t, _)| t == topic))
+    }
+
+    fn get_mut(&mut self, topic: &Topic) -> Option<&mut TopicState> {
+        let at = self.position(topic)?;
+        Some(&mut self.0[at].1)
+    }
+
+    fn remove(&mut self, topic: &Topic) -> Option<TopicState> {
+        let at = self.position(topic)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    fn insert(&mut self, topic: Topic, state: TopicState) {
+        match self.position(&topic) {
+            Some(at) => self.0[at] = (topic, state),
+            None => self.0.push((topic, state)),
+        }
+    }
+}
+
 struct Writer<'a> {
     ctl: &'a Arc<ConnCtl>,
-    /// Looked up once per delivered event: a fast hasher (SipHash was 5 %
-    /// of a gateway's fan-out CPU). Topic names come from authorized
-    /// subscribes, at most `RELAY_MAX_SUBSCRIPTIONS` per connection.
-    topics: HashMap<Topic, TopicState, foldhash::fast::RandomState>,
+    topics: Topics,
 }
 
 impl<'a> Writer<'a> {

@@ -60,6 +60,12 @@ fn is_topic_byte(b: u8) -> bool {
 }
 
 impl Topic {
+    /// Whether both are the same shared name (a pointer comparison; equal
+    /// names made separately are not the same).
+    pub fn same(&self, other: &Topic) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Validates and wraps a topic name.
     pub fn new(name: &str) -> Result<Self, TopicError> {
         validate(name)?;
