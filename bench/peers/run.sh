@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-[[ -d node_modules/socket.io && -d node_modules/bullmq ]] || npm ci --no-audit --no-fund
+# npm 11 refuses `npm ci` when the lock lacks optional platform packages;
+# `npm install` then installs the same pinned versions.
+[[ -d node_modules/socket.io && -d node_modules/bullmq ]] || npm ci --no-audit --no-fund || npm install --no-audit --no-fund
 what="${1:?socketio or bullmq}"
 shift
 case "$what" in
