@@ -159,6 +159,15 @@ impl SseStream {
         out
     }
 
+    /// The next event, or `None` when the server ended the stream; panics
+    /// when neither happens within `timeout`.
+    pub async fn next_or_end(&mut self, timeout: Duration) -> Option<SseEvent> {
+        match tokio::time::timeout(timeout, self.next_inner()).await {
+            Ok(r) => r.ok(),
+            Err(_) => panic!("no SSE event and no end of stream within {timeout:?}"),
+        }
+    }
+
     /// Asserts that no event arrives for `quiet`.
     pub async fn assert_silent(&mut self, quiet: Duration) {
         if let Ok(r) = tokio::time::timeout(quiet, self.next_inner()).await {

@@ -281,7 +281,9 @@ pub async fn poll(
         // Anything published between the first read and the registration is
         // found by this read; anything after wakes the waiter.
         batch = read(&state, &mut start).await?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+        // A wait ends at the token's `exp` at the latest.
+        let wait = Duration::from_secs(wait).min(identity.expires_in().unwrap_or(Duration::MAX));
+        let deadline = tokio::time::Instant::now() + wait;
         while batch.events.is_empty() && !state.draining() {
             tokio::select! {
                 _ = waiter.notify.notified() => {}

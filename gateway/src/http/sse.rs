@@ -64,12 +64,24 @@ pub async fn sse(
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(SSE_BUFFER);
     let task_state = state.clone();
     let span = tracing::info_span!("sse", user = %identity.sub, topics = start.topics.len());
+    // The stream ends at the token's `exp`, like a WebSocket (4001): the
+    // client reopens it with a fresh token and `Last-Event-ID`.
+    let expires_at = identity
+        .expires_in()
+        .map(|d| tokio::time::Instant::now() + d);
     state.tracker.spawn(
         async move {
             let state = task_state;
             let _permit = permit;
             metrics::gauge!(m::SSE_CLIENTS).increment(1.0);
             let _ = tx.send(Ok(Event::default().comment("connected"))).await;
+            let expired = async {
+                match expires_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(expired);
             let mut buf = String::new();
             loop {
                 let batch = match first.take() {
@@ -111,6 +123,14 @@ pub async fn sse(
                     _ = waiter.notify.notified() => {}
                     _ = tx.closed() => break,
                     _ = state.shutdown.cancelled() => break,
+                    _ = &mut expired => {
+                        let _ = tx
+                            .send(Ok(Event::default()
+                                .event("expired")
+                                .data("{\"code\":\"UNAUTHORIZED\",\"message\":\"token expired\"}")))
+                            .await;
+                        break;
+                    }
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {}
                 }
             }

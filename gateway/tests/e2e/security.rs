@@ -355,6 +355,43 @@ async fn a_websocket_is_closed_with_4001_when_its_token_expires() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_streams_and_long_polls_end_at_the_token_s_expiry() {
+    let redis = TestRedis::start();
+    let gw = jwt_gateway(&redis).spawn().await;
+    let exp = jwt::now() + 3;
+    let short = jwt::hs256(&json!({"sub": "alice", "exp": exp}));
+    let opened = Instant::now();
+
+    // An SSE stream serves events until `exp`, then says why and ends.
+    let url = gw.http_url(&format!("/v1/sse?topics=broadcast&token={short}"));
+    let mut sse = SseStream::open(gw.http(), &url, None).await;
+    assert_eq!(sse.status(), 200);
+    publish(&gw, "broadcast", "note", json!({"n": 1})).await;
+    let first = sse.next_event(T).await;
+    assert_eq!(first.json()["data"]["n"], 1, "{first:?}");
+
+    // A long-poll asked to wait 30 s returns at `exp` instead.
+    let polled = Instant::now();
+    let (status, body) = get_as(&gw, "/v1/poll?topics=broadcast&wait=30", &short).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        polled.elapsed() < Duration::from_secs(8),
+        "a long-poll outlived its token by {:?}",
+        polled.elapsed()
+    );
+
+    let last = sse
+        .next_or_end(Duration::from_secs(10))
+        .await
+        .expect("an event telling why the stream ends");
+    assert_eq!(last.event.as_deref(), Some("expired"), "{last:?}");
+    assert_eq!(last.json()["code"], "UNAUTHORIZED");
+    assert_eq!(sse.next_or_end(T).await, None, "the stream ends after it");
+    assert!(jwt::now() + 1 >= exp, "ended before exp");
+    assert!(opened.elapsed() < Duration::from_secs(8));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_see_and_cancel_only_their_own_jobs() {
     let pg = TestPostgres::start();
     let redis = TestRedis::start();
