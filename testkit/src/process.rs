@@ -41,6 +41,43 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
+/// The accessors every process handle has, from its `proc` and
+/// `instance_id` fields; `$terminate` documents what SIGTERM does to it.
+macro_rules! process_handle {
+    ($handle:ty, $terminate:literal $(,)?) => {
+        impl $handle {
+            /// `RELAY_INSTANCE_ID` of this process.
+            pub fn instance_id(&self) -> &str {
+                &self.instance_id
+            }
+
+            pub fn pid(&self) -> u32 {
+                self.proc.pid()
+            }
+
+            /// SIGKILL, and reap the process.
+            pub fn kill(&mut self) {
+                self.proc.kill();
+            }
+
+            #[doc = $terminate]
+            pub fn terminate(&self) {
+                self.proc.signal(Signal::SIGTERM);
+            }
+
+            /// Waits up to `timeout` for the process to exit.
+            pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+                self.proc.wait_exit(timeout).await
+            }
+
+            /// Everything the process wrote to stdout and stderr so far.
+            pub fn log(&self) -> String {
+                self.proc.log()
+            }
+        }
+    };
+}
+
 /// A running child process whose output goes to a log file.
 struct Proc {
     name: String,
@@ -345,36 +382,9 @@ impl TestGateway {
             .await;
         r.ok().map(|r| r.status().as_u16())
     }
-
-    /// `RELAY_INSTANCE_ID` of this gateway.
-    pub fn instance_id(&self) -> &str {
-        &self.instance_id
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    /// SIGKILL, and reap the process.
-    pub fn kill(&mut self) {
-        self.proc.kill();
-    }
-
-    /// SIGTERM: the gateway drains and exits.
-    pub fn terminate(&self) {
-        self.proc.signal(Signal::SIGTERM);
-    }
-
-    /// Waits up to `timeout` for the process to exit.
-    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        self.proc.wait_exit(timeout).await
-    }
-
-    /// Everything the process wrote to stdout and stderr so far.
-    pub fn log(&self) -> String {
-        self.proc.log()
-    }
 }
+
+process_handle!(TestGateway, "SIGTERM: the gateway drains and exits.");
 
 /// Builds a [`TestWorker`].
 ///
@@ -483,33 +493,9 @@ impl TestWorker {
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
-
-    /// `RELAY_INSTANCE_ID` of this worker.
-    pub fn instance_id(&self) -> &str {
-        &self.instance_id
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    /// SIGKILL, and reap the process.
-    pub fn kill(&mut self) {
-        self.proc.kill();
-    }
-
-    /// SIGTERM: the worker stops taking jobs and finishes or releases the running ones.
-    pub fn terminate(&self) {
-        self.proc.signal(Signal::SIGTERM);
-    }
-
-    /// Waits up to `timeout` for the process to exit.
-    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        self.proc.wait_exit(timeout).await
-    }
-
-    /// Everything the process wrote to stdout and stderr so far.
-    pub fn log(&self) -> String {
-        self.proc.log()
-    }
 }
+
+process_handle!(
+    TestWorker,
+    "SIGTERM: the worker stops taking jobs and finishes or releases the running ones."
+);
