@@ -47,6 +47,22 @@ pub struct Start {
     pub since: Option<Since>,
 }
 
+impl Start {
+    /// Whether the reader resumes from a position (a cursor or `since`)
+    /// rather than starting at the end: only then is recovery counted.
+    pub fn resuming(&self) -> bool {
+        !self.cursor.positions.is_empty() || self.since.is_some()
+    }
+}
+
+/// A slot for a waiting long-poll or an SSE stream, or 503 at the limit.
+pub fn stream_permit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state
+        .limits
+        .stream_permit()
+        .ok_or_else(|| ApiError::unavailable("gateway is at its stream limit").with_retry_after(5))
+}
+
 /// Validates topics, cursor and `since`, and checks read access to each topic.
 pub async fn start(
     state: &AppState,
@@ -268,15 +284,13 @@ pub async fn poll(
     .await?;
     seen(&state, &identity, &parts).await;
     let _guard = metrics_guard();
-    let resuming = !start.cursor.positions.is_empty() || start.since.is_some();
+    let resuming = start.resuming();
     let mut batch = read(&state, &mut start).await?;
     if resuming {
         m::recovery(batch.recovered);
     }
     if batch.events.is_empty() && wait > 0 && !state.draining() {
-        let Some(_permit) = state.limits.stream_permit() else {
-            return Err(ApiError::unavailable("gateway is at its stream limit").with_retry_after(5));
-        };
+        let _permit = stream_permit(&state)?;
         let waiter = Waiter::register(&state, &start.topics).await?;
         // Anything published between the first read and the registration is
         // found by this read; anything after wakes the waiter.

@@ -53,11 +53,9 @@ pub async fn sse(
     if state.draining() {
         return Err(ApiError::unavailable("gateway is draining"));
     }
-    let Some(permit) = state.limits.stream_permit() else {
-        return Err(ApiError::unavailable("gateway is at its stream limit").with_retry_after(5));
-    };
+    let permit = poll::stream_permit(&state)?;
     let waiter = Waiter::register(&state, &start.topics).await?;
-    let mut resuming = !start.cursor.positions.is_empty() || start.since.is_some();
+    let mut resuming = start.resuming();
     // Fix the starting point before answering, so nothing published after
     // the client sees the stream open is missed.
     let mut first = Some(poll::read(&state, &mut start).await?);
