@@ -90,8 +90,10 @@ export class JobWatch {
     } catch {
       this.sub = c.subscribe(topic, opts);
     }
+    // A job that has already ended is read whole at once (its topic's
+    // history may be gone); a running one is followed from its events.
     c.jobs.get(id).then(
-      (r) => this.change(() => this.record(r, false)),
+      (r) => (ended(r.state) ? void this.reload() : this.change(() => this.record(r, false))),
       (e: RelayError) => this.change(() => (this.view.error = e.message)),
     );
   }
