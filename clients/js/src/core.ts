@@ -21,6 +21,10 @@ export interface StateChange {
   retryInMs?: number;
   /** When disconnected: why. */
   error?: RelayError;
+  /** When disconnected: the WebSocket close code, if the server sent one. */
+  closeCode?: number;
+  /** When disconnected: the close reason, or what the client saw. */
+  reason?: string;
 }
 
 /** Where positions are kept across page loads: `localStorage` and `sessionStorage` fit. */
@@ -439,7 +443,7 @@ export class RelayClient extends Emitter<{
       this.ki = (this.ki + 1) % this.kinds.length;
       this.kindFailures = 0;
     }
-    this.set('disconnected', null, { retryInMs: delay, ...(error && { error }) });
+    this.set('disconnected', null, { retryInMs: delay, reason: info.reason, ...(code && { closeCode: code }), ...(error && { error }) });
     this.timer = setTimeout(() => this.open(), delay);
   }
 
