@@ -436,7 +436,8 @@ export class RelayClient extends Emitter<{
     } else if (code === 1008 || code === 1009) {
       error = new RelayError(`CLOSE_${code}`, info.reason || (code === 1009 ? 'frame over the size limit' : 'policy violation'), true, code);
       this.emit('error', error);
-      delay = backoff(Math.max(this.failures, 3), r);
+      // Not spinning: a second at least, then the jittered fourth step or later.
+      delay = 1000 + backoff(Math.max(this.failures, 3), r);
     }
     this.failures++;
     if (!info.wasOpen && ++this.kindFailures >= (this.o.fallbackAfter ?? 2) && this.kinds.length > 1) {

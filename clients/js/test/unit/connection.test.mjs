@@ -167,8 +167,8 @@ describe('close codes', () => {
       server.last.drop(code, 'policy');
       assert.equal(errors.at(-1).code, `CLOSE_${code}`);
       assert.equal(errors.at(-1).status, code);
-      assert.equal(states.at(-1).retryInMs, 2000, 'at least the fourth step of the backoff');
-      mock.timers.tick(1999);
+      assert.equal(states.at(-1).retryInMs, 3000, 'a second, plus the fourth step of the backoff');
+      mock.timers.tick(2999);
       await flush();
       assert.equal(server.sockets.length, 1);
       mock.timers.tick(1);
