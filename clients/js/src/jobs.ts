@@ -56,12 +56,13 @@ export interface UploadOptions {
  */
 export class JobWatch {
   view: JobView;
-  /** Resolves with the final view once the job has ended. */
+  /** Resolves with the final view once the job has ended; rejects when the job cannot be read (`NOT_FOUND`). */
   readonly done: Promise<JobView>;
   /** @internal */ refs = 1;
   private l = new Set<(v: JobView) => void>();
   private sub?: Subscription;
   private resolve!: (v: JobView) => void;
+  private reject!: (e: RelayError) => void;
   /** Next chunk `seq` expected; -1 when unknown (text taken from a record). */
   private seq = 0;
   private early = new Map<number, string>();
@@ -78,7 +79,8 @@ export class JobWatch {
     private forget: () => void,
   ) {
     this.view = { id, kind: null, state: null, progress: null, logs: [], text: '', result: null, error: null, attempts: 0, record: null, done: false };
-    this.done = new Promise((r) => (this.resolve = r));
+    this.done = new Promise((ok, err) => ((this.resolve = ok), (this.reject = err)));
+    this.done.catch(() => {});
     const topic = `job:${id}`;
     const opts = {
       onEvent: (ev: RelayEvent) => (this.held ? this.held.push(ev) : this.change(() => this.apply(ev))),
@@ -94,7 +96,13 @@ export class JobWatch {
     // history may be gone); a running one is followed from its events.
     c.jobs.get(id).then(
       (r) => (ended(r.state) ? void this.reload() : this.change(() => this.record(r, false))),
-      (e: RelayError) => this.change(() => (this.view.error = e.message)),
+      (e: RelayError) => {
+        this.change(() => (this.view.error = e.message));
+        if (!e.retryable) {
+          this.stop();
+          this.reject(e);
+        }
+      },
     );
   }
 

@@ -110,6 +110,8 @@ describe('jobs', { skip: req.skip }, () => {
     const e = await other.jobs.get(id).catch((err) => err);
     assert.equal(e.code, 'NOT_FOUND');
     assert.equal(e.status, 404);
+    const watched = await other.jobs.watch(id).done.catch((err) => err);
+    assert.equal(watched.code, 'NOT_FOUND', 'a watch of it ends at once');
   });
 
   it('upload(file) with progress, then a reconcile job on two uploads', async () => {
