@@ -132,9 +132,9 @@ describe('resume across gateways (WebSocket through nginx)', { skip: req.skip },
     const lost = await eventually(() => seen.find((s) => s.state === 'disconnected'), 20_000, 'the client to give up');
     const after = Date.now() - frozenAt;
     assert.equal(lost.reason, 'no answer for two heartbeats');
-    // heartbeat_ms is 2000: two intervals from the last frame, plus the
-    // timer's half-interval step, on a loaded machine.
-    assert.ok(after < 2 * 2000 + 2000, `found dead after ${after} ms`);
+    // heartbeat_ms is 2000: found two intervals after the last frame at
+    // most (the reason says it was the heartbeat), with slack for a loaded machine.
+    assert.ok(after < 2 * 2000 + 3000, `found dead after ${after} ms`);
     await pumping;
     await eventually(() => w.got.length >= N, 40_000, `all ${N} events`);
     assertComplete(w.got, N);
