@@ -88,6 +88,7 @@ pub async fn run(mut args: ResumeArgs) -> Result<Value> {
     }
 
     // Phase 3: everyone back at once, resuming.
+    let accounting = args.target.account(&stack);
     let caught_up = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -176,6 +177,7 @@ pub async fn run(mut args: ResumeArgs) -> Result<Value> {
             }
         }
     }
+    let window = accounting.finish();
     let all_secs = if failures == 0 {
         took.max() as f64 / 1e6
     } else {
@@ -196,5 +198,7 @@ pub async fn run(mut args: ResumeArgs) -> Result<Value> {
         "not_recovered": not_recovered,
         "lost": lost,
         "duplicates_or_unexpected": duplicates,
+        "processes": window.processes_json(),
+        "cost": window.cost_json(&[("replayed event", replayed)]),
     }))
 }
