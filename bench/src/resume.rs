@@ -51,6 +51,10 @@ async fn publish(http: &reqwest::Client, target: &Target, topic: &str, seq: u64)
 }
 
 pub async fn run(mut args: ResumeArgs) -> Result<Value> {
+    anyhow::ensure!(
+        !args.target.is_bare(),
+        "bare servers keep no history to resume from"
+    );
     let stack = args.target.prepare(false, 0, 0).await?;
     let target = Arc::new(args.target.clone());
     let topic = format!("bench.resume.{}", run_id());

@@ -55,6 +55,9 @@ pub const WRITE_BUFFER: usize = 8 * 1024;
 pub const MAX_WRITE_BUFFER: usize = 64 * 1024;
 /// Largest incoming WebSocket message (clients send only `subscribe`).
 pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Peeks at a new connection's first bytes before giving up on telling a
+/// WebSocket upgrade from an HTTP request (1 ms apart).
+const PEEK_TRIES: usize = 1000;
 
 /// Settings of the bare server.
 #[derive(Debug, Clone, Copy)]
@@ -178,13 +181,22 @@ pub async fn run(
 /// Tells a WebSocket upgrade (`GET`) from an HTTP request (`POST`, other
 /// paths) by the request line, without reading it.
 async fn connection(stream: TcpStream, hub: Arc<Hub>) {
-    let mut head = [0u8; 16];
-    let Ok(n) = stream.peek(&mut head).await else {
-        return;
-    };
-    let head = &head[..n];
-    let is_ws = head.starts_with(b"GET /v1/ws");
-    if !is_ws {
+    const WS: &[u8] = b"GET /v1/ws";
+    let mut head = [0u8; WS.len()];
+    // The request line nearly always comes in one segment; wait (briefly,
+    // bounded) for enough of it when it does not.
+    let mut n = 0;
+    for _ in 0..PEEK_TRIES {
+        match stream.peek(&mut head).await {
+            Ok(0) | Err(_) => return,
+            Ok(got) => n = got,
+        }
+        if n == WS.len() || !WS.starts_with(&head[..n]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    if &head[..n] != WS {
         http::serve(stream, &hub).await;
         return;
     }

@@ -85,7 +85,7 @@ pub struct JobsArgs {
     /// Sweep: highest rate tried.
     #[arg(long, default_value_t = 50000.0)]
     pub max_rate: f64,
-    /// Sweep: seconds the whole sweep may take (no step starts that would end after it).
+    /// Sweep: seconds the whole sweep may take (no step starts whose submits would end after it).
     #[arg(long, default_value_t = 240.0)]
     pub budget: f64,
 }
