@@ -114,10 +114,12 @@ impl Harness {
             .expect("job exists")
     }
 
-    /// Waits for the job to end; returns its record.
+    /// Waits for the job to end (its record terminal in PostgreSQL, then its
+    /// terminal event, published just after the write); returns its record.
     pub async fn wait_end(&self, id: &str, within: Duration) -> JobRecord {
         let ended = wait_until(within, || async {
             matches!(self.jobs.store.get_job(id).await, Ok(Some(j)) if j.state.is_terminal())
+                && !terminal_events(&self.events(id).await).is_empty()
         })
         .await;
         let job = self.job(id).await;
