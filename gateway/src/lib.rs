@@ -8,11 +8,13 @@
 //!
 //! # Layout
 //!
-//! - [`hub`]: local interest per topic, the Redis subscriber, fan-out, catch-up after reconnects.
-//! - [`ws`]: the WebSocket session (reader and writer, replay then live, backpressure).
-//! - [`conns`]: every open WebSocket: heartbeats, idle and expiry closes, the drain.
-//! - [`replay`]: shared, bounded history reads for WebSocket subscribes.
-//! - [`http`]: publish, poll, SSE and operations endpoints, and the HTTP error type.
+//! - [`ws`]: the WebSocket connection: upgrade and session, reader, writer,
+//!   its bounded send queue, and the registry that pings, expires and drains.
+//! - [`hub`]: local interest per topic, the one Redis subscriber, fan-out.
+//! - [`replay`]: every history read (WebSocket subscribes, poll and SSE
+//!   cursors, the hub's catch-up), the replay merge, one rule for `recovered`.
+//! - [`http`]: publish, poll, SSE and operations endpoints, the request's
+//!   caller, and the HTTP error type.
 //! - [`jobs`]: the job routes (`/v1/jobs`, uploads, dead letters) and the job sweeps.
 //! - [`auth`]: JWT and API-key authentication, topic permissions.
 //! - [`limits`]: per-user and per-address connection limits, frame and request rates.
@@ -24,7 +26,6 @@
 //! - [`openapi`]: the OpenAPI document.
 
 pub mod auth;
-pub mod conns;
 pub mod http;
 pub mod hub;
 pub mod jobs;
@@ -190,8 +191,8 @@ async fn build_state(config: GatewayConfig, redis: &Redis) -> Result<AppState, R
     let state = AppState::new(StateParts {
         instance,
         hub: Hub::new(redis.subscriber.clone(), config.common.redis_cluster()),
-        replay: replay::ReplayReads::new(bus.clone()),
-        conns: conns::Conns::new(config.heartbeat, drain.clone()),
+        replay: replay::reads::ReplayReads::new(bus.clone()),
+        conns: ws::conns::Conns::new(config.heartbeat, drain.clone()),
         bus,
         auth,
         metrics,

@@ -29,9 +29,9 @@ pub struct StateParts {
     pub bus: Bus,
     pub hub: Hub,
     /// Shared, bounded history reads for WebSocket subscribes.
-    pub replay: crate::replay::ReplayReads,
+    pub replay: crate::replay::reads::ReplayReads,
     /// Open WebSocket connections: heartbeat, idle and expiry closes, drain.
-    pub conns: crate::conns::Conns,
+    pub conns: crate::ws::conns::Conns,
     pub auth: Arc<Authenticator>,
     pub metrics: PrometheusHandle,
     /// Cancelled when the gateway starts draining.

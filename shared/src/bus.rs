@@ -112,9 +112,9 @@ impl StoredEvent {
     }
 }
 
-/// What a topic's history holds after a position.
+/// Where a topic's history stood when a reader read it.
 #[derive(Debug, Clone)]
-pub struct History {
+pub struct HistoryInfo {
     /// The topic's current epoch.
     pub epoch: String,
     /// The topic's latest event id (`0-0` for an empty topic).
@@ -125,17 +125,25 @@ pub struct History {
     pub epoch_changed: bool,
     /// More events were wanted than a replay holds; only the newest were read.
     pub truncated: bool,
-    /// Retained events after the position, oldest first.
-    pub events: Vec<StoredEvent>,
 }
 
-impl History {
-    /// Whether the reader missed nothing: the epoch holds and no event after
-    /// `since` was trimmed.
+impl HistoryInfo {
+    /// Whether a reader that asked for the history after `since` missed
+    /// nothing: the epoch it knew holds, the read was not cut short, and no
+    /// event after `since` was trimmed. The one rule for `recovered`, on
+    /// every transport.
     pub fn recovered(&self, since: Option<Since>) -> bool {
         let trimmed = since.is_some_and(|s| self.max_deleted >= s.first_wanted());
         !self.epoch_changed && !self.truncated && !trimmed
     }
+}
+
+/// What a topic's history holds after a position.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub info: HistoryInfo,
+    /// Retained events after the position, oldest first.
+    pub events: Vec<StoredEvent>,
 }
 
 /// Handle to the bus; cheap to clone.
@@ -297,11 +305,13 @@ fn parse_history(value: Value) -> Option<History> {
     };
     let max_deleted = max_deleted.max(trimmed);
     Some(History {
-        epoch,
-        last,
-        max_deleted,
-        epoch_changed,
-        truncated,
+        info: HistoryInfo {
+            epoch,
+            last,
+            max_deleted,
+            epoch_changed,
+            truncated,
+        },
         events,
     })
 }
@@ -346,20 +356,19 @@ mod tests {
 
     #[test]
     fn recovered_needs_the_epoch_and_nothing_trimmed_after_since() {
-        let h = History {
+        let h = HistoryInfo {
             epoch: "e".into(),
             last: StreamId::new(10, 0),
             max_deleted: StreamId::new(5, 0),
             epoch_changed: false,
             truncated: false,
-            events: vec![],
         };
         assert!(h.recovered(Some(Since::Id(StreamId::new(5, 0)))));
         assert!(!h.recovered(Some(Since::Id(StreamId::new(4, 9)))));
         assert!(h.recovered(Some(Since::Ts(5))));
         assert!(!h.recovered(Some(Since::Ts(4))));
         assert!(h.recovered(None));
-        let changed = History {
+        let changed = HistoryInfo {
             epoch_changed: true,
             ..h
         };

@@ -19,22 +19,24 @@ use tracing::Instrument;
 
 use super::caller::Caller;
 use super::error::ApiError;
-use super::poll::{self, PollQuery, Waiter};
+use super::reads::{start, stream_permit, ReadQuery};
+use crate::hub::Waiter;
 use crate::metrics as m;
+use crate::replay::cursor::{read, Batch, Start};
 use crate::state::AppState;
 
 /// Events buffered for one SSE stream before the sender waits.
 const SSE_BUFFER: usize = 256;
 
 /// Open an SSE stream of the topics' events.
-#[utoipa::path(get, path = "/v1/sse", tag = "events", params(PollQuery),
+#[utoipa::path(get, path = "/v1/sse", tag = "events", params(ReadQuery),
     responses((status = 200, description = "text/event-stream"), (status = 400), (status = 401), (status = 403), (status = 503)),
     security(("bearer" = [])))]
 pub async fn sse(
     State(state): State<AppState>,
     caller: Caller,
     parts: Parts,
-    query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ReadQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
     let identity = caller.user()?;
@@ -44,7 +46,7 @@ pub async fn sse(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty());
     let cursor = last_event_id.or(q.cursor.as_deref());
-    let mut start = poll::start(
+    let mut start = start(
         &state,
         identity,
         q.topics.as_deref(),
@@ -55,12 +57,14 @@ pub async fn sse(
     if state.draining() {
         return Err(ApiError::unavailable("gateway is draining"));
     }
-    let permit = poll::stream_permit(&state)?;
-    let waiter = Waiter::register(&state, &start.topics).await?;
+    let permit = stream_permit(&state)?;
+    let waiter = Waiter::register(&state.hub, &start.topics)
+        .await
+        .map_err(|_| ApiError::unavailable("redis is unavailable"))?;
     let mut resuming = start.resuming();
     // Fix the starting point before answering, so nothing published after
     // the client sees the stream open is missed.
-    let mut first = Some(poll::read(&state, &mut start).await?);
+    let mut first = Some(read(&state.bus, &mut start).await?);
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(SSE_BUFFER);
     let task_state = state.clone();
     let span = tracing::info_span!("sse", user = %identity.sub, topics = start.topics.len());
@@ -86,7 +90,7 @@ pub async fn sse(
             loop {
                 let batch = match first.take() {
                     Some(b) => b,
-                    None => match poll::read(&state, &mut start).await {
+                    None => match read(&state.bus, &mut start).await {
                         Ok(b) => b,
                         Err(_) => break, // Redis away: the client reconnects with Last-Event-ID
                     },
@@ -150,7 +154,7 @@ fn finish() {
 
 /// The cursor as it stood before a batch: the batch's cursor with each topic
 /// that has events in the batch set back to just before its first event.
-fn start_positions(start: &poll::Start, batch: &poll::Batch) -> relay_shared::cursor::Cursor {
+fn start_positions(start: &Start, batch: &Batch) -> relay_shared::cursor::Cursor {
     let mut c = start.cursor.clone();
     for p in c.positions.iter_mut() {
         if let Some((_, first)) = batch.events.iter().find(|(t, _)| *t == p.topic) {

@@ -9,12 +9,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use relay_shared::protocol::CloseReason;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{ConnCtl, Outbound};
+use super::queue::{Outbound, WsQueue};
 
 /// How often connections are checked; also the precision of token expiry.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -23,7 +24,7 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 const SHARDS: usize = 16;
 
 struct Entry {
-    ctl: Arc<ConnCtl>,
+    ctl: Arc<WsQueue>,
     /// When the token expires, in ms since `base`.
     expires: Option<u64>,
     /// When the next ping is due, in ms since `base`.
@@ -68,7 +69,7 @@ impl Conns {
     }
 
     /// Milliseconds since the registry was created (the clock of
-    /// [`ConnCtl::touch`]).
+    /// [`SendQueue::touch`](super::queue::SendQueue::touch)).
     pub fn now_ms(&self) -> u64 {
         self.inner.base.elapsed().as_millis() as u64
     }
@@ -79,7 +80,7 @@ impl Conns {
 
     /// Registers a connection until the returned guard is dropped (pings go
     /// to its queue); `expires_in` is its token's remaining life.
-    pub fn register(&self, id: u64, ctl: Arc<ConnCtl>, expires_in: Option<Duration>) -> Registered {
+    pub fn register(&self, id: u64, ctl: Arc<WsQueue>, expires_in: Option<Duration>) -> Registered {
         let now = self.now_ms();
         ctl.touch(now);
         if expires_in.is_some_and(|d| d.is_zero()) {

@@ -1,4 +1,4 @@
-//! History reads for WebSocket subscriptions, shared and bounded.
+//! History reads for WebSocket subscribes, shared and bounded.
 //!
 //! When many clients resume one topic at once (a gateway restart, a network
 //! blip, a load balancer moving everyone), they ask for the same history
@@ -16,12 +16,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::Utf8Bytes;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
-use relay_shared::bus::{Bus, BusError};
+use relay_shared::bus::{Bus, BusError, HistoryInfo};
 use relay_shared::event::{Since, StreamId};
 use relay_shared::topic::Topic;
 use tokio::sync::Semaphore;
+
+use super::frames::{frames_of, Frames};
 
 /// History reads running at once per gateway, at most.
 pub const MAX_READS: usize = 16;
@@ -29,22 +30,9 @@ pub const MAX_READS: usize = 16;
 /// A topic's history after a position, with its event frames formatted once.
 #[derive(Debug)]
 pub struct Loaded {
-    pub epoch: String,
-    pub last: StreamId,
-    pub max_deleted: StreamId,
-    pub epoch_changed: bool,
-    pub truncated: bool,
+    pub info: HistoryInfo,
     /// `(id, frame)` of each replayed event, oldest first.
-    pub frames: Arc<[(StreamId, Utf8Bytes)]>,
-}
-
-impl Loaded {
-    /// Whether a reader that asked after `since` missed nothing (see
-    /// [`relay_shared::bus::History::recovered`]).
-    pub fn recovered(&self, since: Option<Since>) -> bool {
-        let trimmed = since.is_some_and(|s| self.max_deleted >= s.first_wanted());
-        !self.epoch_changed && !self.truncated && !trimmed
-    }
+    pub frames: Frames,
 }
 
 /// Why a read failed.
@@ -157,23 +145,9 @@ impl ReplayReads {
                     ReadError::Failed
                 }
             })?;
-        let mut buf = String::new();
-        let frames: Arc<[(StreamId, Utf8Bytes)]> = history
-            .events
-            .iter()
-            .map(|ev| {
-                buf.clear();
-                ev.write_frame(&mut buf, key.topic.as_str());
-                (ev.id, Utf8Bytes::from(buf.as_str()))
-            })
-            .collect();
         Ok(Arc::new(Loaded {
-            epoch: history.epoch,
-            last: history.last,
-            max_deleted: history.max_deleted,
-            epoch_changed: history.epoch_changed,
-            truncated: history.truncated,
-            frames,
+            frames: frames_of(&key.topic, &history.events),
+            info: history.info,
         }))
     }
 }
