@@ -25,4 +25,4 @@ const { url } = await serve({
   config: { relayUrl: s.relayUrl, kind },
 });
 console.log(`ai-streaming: open ${url} (kind ${kind}, Relay at ${s.relayUrl})`);
-process.on('SIGTERM', () => process.exit(0));
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0)); // and stop the worker
