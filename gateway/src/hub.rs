@@ -564,7 +564,7 @@ impl Hub {
                 metrics::gauge!(m::TOPICS).decrement(gone.len() as f64);
                 for chunk in gone.chunks(SUBSCRIBE_BATCH) {
                     let r = if self.inner.sharded {
-                        self.inner.subscriber.sunsubscribe(chunk.to_vec()).await
+                        per_slot(&self.inner.subscriber, chunk.to_vec(), false).await
                     } else {
                         self.inner.subscriber.unsubscribe(chunk.to_vec()).await
                     };
@@ -597,7 +597,7 @@ impl Hub {
                 .map(|e| keys::channel(e.topic.as_str()))
                 .collect();
             if self.inner.sharded {
-                self.inner.subscriber.ssubscribe(channels).await?;
+                per_slot(&self.inner.subscriber, channels, true).await?;
             } else {
                 self.inner.subscriber.subscribe(channels).await?;
             }
@@ -669,4 +669,29 @@ impl Hub {
             self.dispatch(entry.topic.as_str(), ev.id, &Utf8Bytes::from(buf.as_str()));
         }
     }
+}
+
+/// `SSUBSCRIBE` (or `SUNSUBSCRIBE`) on Redis Cluster, which takes one command
+/// only for channels of one slot: one command per slot, sent together.
+async fn per_slot(
+    subscriber: &Client,
+    channels: Vec<String>,
+    subscribe: bool,
+) -> Result<(), fred::error::Error> {
+    let mut by_slot: HashMap<u16, Vec<String>> = HashMap::new();
+    for c in channels {
+        let slot = fred::util::redis_keyslot(c.as_bytes());
+        by_slot.entry(slot).or_default().push(c);
+    }
+    let sent = by_slot.into_values().map(|group| async move {
+        if subscribe {
+            subscriber.ssubscribe(group).await
+        } else {
+            subscriber.sunsubscribe(group).await
+        }
+    });
+    futures_util::future::join_all(sent)
+        .await
+        .into_iter()
+        .collect()
 }
