@@ -82,3 +82,21 @@ async fn cancelling_a_running_job_stops_it_on_a_cluster() {
     );
     assert_eq!(h.jobs.queue.depth("sleep").await.unwrap().running, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_dead_letters_timeouts_delays_and_idempotency_on_a_cluster() {
+    crate::lifecycle::lifecycle_and_idempotency(Harness::start_on(TestRedisCluster::start()).await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_and_queued_jobs_are_cancelled_once_on_a_cluster() {
+    crate::cancel::cancel_running_and_queued(Harness::start_on(TestRedisCluster::start()).await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_job_completes_on_another_worker_on_a_cluster() {
+    crate::crash::killed_worker_job_retried(Harness::start_on(TestRedisCluster::start()).await)
+        .await;
+}
