@@ -210,15 +210,47 @@ impl TestRedisCluster {
     }
 
     /// Every running node's `CLUSTER INFO` says `cluster_state:ok`, with all
-    /// 16384 slots assigned and every node known.
+    /// 16384 slots served and every node known, and every replica is in
+    /// sync with its master (so it could take over).
     pub fn is_healthy(&self) -> bool {
         let n = self.nodes.len();
         self.nodes.iter().filter(|n| n.child.is_some()).all(|node| {
             let info = cli(node.port, &["CLUSTER", "INFO"]);
+            let replication = cli(node.port, &["INFO", "replication"]);
+            let in_sync = field(&replication, "role") == Some("master")
+                || field(&replication, "master_link_status") == Some("up");
             field(&info, "cluster_state") == Some("ok")
                 && field(&info, "cluster_slots_ok") == Some("16384")
                 && field(&info, "cluster_known_nodes") == Some(&n.to_string())
+                && in_sync
         })
+    }
+
+    /// Waits until every replica has every write its master made (each
+    /// master's `master_repl_offset` is the offset of each of its replicas).
+    pub fn wait_replicas_in_sync(&self) {
+        let in_sync = || {
+            self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+                let info = cli(n.port, &["INFO", "replication"]);
+                if field(&info, "role") != Some("master") {
+                    return true;
+                }
+                let offset = field(&info, "master_repl_offset").unwrap_or("?");
+                let replicas = field(&info, "connected_slaves").and_then(|c| c.parse().ok());
+                (0..replicas.unwrap_or(0)).all(|i| {
+                    field(&info, &format!("slave{i}"))
+                        .is_some_and(|r| r.split(',').any(|kv| kv == format!("offset={offset}")))
+                })
+            })
+        };
+        let deadline = Instant::now() + FORM_TIMEOUT;
+        while !in_sync() {
+            assert!(
+                Instant::now() < deadline,
+                "replicas not in sync after {FORM_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn wait_healthy(&self) -> Result<(), String> {
@@ -298,6 +330,8 @@ impl Node {
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-config-file", "nodes.conf"])
             .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+            // A replica's first sync starts at once rather than after 5 s.
+            .args(["--repl-diskless-sync-delay", "0"])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
