@@ -1,59 +1,35 @@
-//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
-
-use std::time::Duration;
+//! `/healthz`, `/readyz`, `/metrics`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use fred::prelude::*;
-use utoipa::OpenApi;
 
+use crate::readiness::readiness;
 use crate::state::AppState;
 
-/// How long a readiness check waits for Redis or PostgreSQL.
-const CHECK_WAIT: Duration = Duration::from_secs(1);
-
 /// The process is alive.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
 pub async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
 /// Ready only while Redis and PostgreSQL answer, the pub/sub subscription is
 /// live, and the gateway is not draining.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let draining = state.draining();
-    let redis = state.bus.is_connected()
-        && tokio::time::timeout(CHECK_WAIT, state.bus.client().ping::<String>(None))
-            .await
-            .is_ok_and(|r| r.is_ok());
-    let pubsub = state.hub.pubsub_up();
-    let postgres = match &state.jobs {
-        Some(jobs) => Some(
-            tokio::time::timeout(CHECK_WAIT, jobs.ready())
-                .await
-                .unwrap_or(false),
-        ),
-        None => None,
-    };
-    let ready = !draining && redis && pubsub && postgres.unwrap_or(true);
-    crate::metrics::readiness(ready, redis, pubsub, postgres);
-    let status = if ready {
+    let r = readiness(&state).await;
+    let status = if r.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({
-        "ready": ready, "draining": draining, "redis": redis, "pubsub": pubsub, "postgres": postgres,
-    });
-    (status, Json(body)).into_response()
+    (status, Json(r)).into_response()
 }
 
 /// Prometheus metrics in the text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    crate::status::refresh_gauges(&state);
+    refresh_gauges(&state);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -61,7 +37,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// This API as OpenAPI 3.1.
-pub async fn openapi() -> Response {
-    Json(crate::openapi::ApiDoc::openapi()).into_response()
+/// Updates gauges that are read, not counted.
+fn refresh_gauges(state: &AppState) {
+    metrics::gauge!(crate::metrics::TOPICS).set(state.hub.topic_count() as f64);
 }

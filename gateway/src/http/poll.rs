@@ -18,6 +18,7 @@ use relay_shared::topic::{self, Topic};
 use serde::Deserialize;
 use tokio::sync::Notify;
 
+use super::caller::Caller;
 use super::error::ApiError;
 use crate::auth::Identity;
 use crate::hub::Subscriber;
@@ -232,41 +233,27 @@ pub fn events_json(out: &mut String, events: &[(Topic, StoredEvent)]) {
 
 /// Notes a polling client in the cluster-wide list of the last minute.
 async fn seen(state: &AppState, identity: &Identity, parts: &Parts) {
-    use fred::prelude::*;
     let addr = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string());
     let member = format!("{}@{}", identity.sub, addr.unwrap_or_default());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as f64)
-        .unwrap_or(0.0);
-    let _: Result<(), _> = state
-        .bus
-        .client()
-        .zadd(
-            relay_shared::keys::POLLERS,
-            None,
-            None,
-            false,
-            false,
-            (now, member),
-        )
-        .await;
+    let now = relay_shared::clock::now_ms();
+    let _ = relay_shared::instances::note_poller(state.bus.client(), &member, now).await;
 }
 
 /// Events after the cursor, waiting up to `wait` seconds when there are none.
-#[utoipa::path(get, path = "/v1/poll", params(PollQuery),
+#[utoipa::path(get, path = "/v1/poll", tag = "events", params(PollQuery),
     responses((status = 200, description = "{\"events\":[...],\"cursor\":\"...\",\"recovered\":true}"), (status = 400), (status = 401), (status = 403), (status = 503)),
     security(("bearer" = [])))]
 pub async fn poll(
     State(state): State<AppState>,
+    caller: Caller,
     parts: Parts,
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let identity = state.auth.user(&parts)?;
+    let identity = caller.user()?;
     let wait = match q.wait.as_deref().filter(|w| !w.is_empty()) {
         None => 0,
         Some(w) => w
@@ -276,13 +263,13 @@ pub async fn poll(
     };
     let mut start = start(
         &state,
-        &identity,
+        identity,
         q.topics.as_deref(),
         q.cursor.as_deref(),
         q.since.as_deref(),
     )
     .await?;
-    seen(&state, &identity, &parts).await;
+    seen(&state, identity, &parts).await;
     let _guard = metrics_guard();
     let resuming = start.resuming();
     let mut batch = read(&state, &mut start).await?;

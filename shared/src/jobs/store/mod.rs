@@ -7,11 +7,19 @@
 //! starting at once migrate once. Until the migration has run, every call
 //! first tries to run it, so a process that started before PostgreSQL was
 //! reachable recovers by itself.
+//!
+//! - `records`: rows as records, queue entries, attempt starts and ends.
+//! - `jobs`: reading, listing and every state transition of a job.
+//! - `writers`: the group-commit writers of the hot transitions, on `batch`.
+//! - `maintenance`: the sweeps' queries and the dead-letter list.
+//! - `uploads`: uploaded files, in chunks.
 
 mod batch;
 mod jobs;
 mod maintenance;
+mod records;
 mod uploads;
+mod writers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +30,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio::sync::Mutex;
 use tokio_postgres::NoTls;
 
-pub use jobs::{Cursor, Ended, ListFilter, QueueEntry, Started, Terminal};
+pub use records::{Cursor, Ended, ListFilter, QueueEntry, Started, Terminal};
 pub use uploads::{UploadMeta, CHUNK_BYTES};
 
 mod embedded {
@@ -110,7 +118,7 @@ pub struct StoreSettings {
 #[derive(Clone)]
 pub struct Store {
     core: Arc<Core>,
-    batches: Arc<jobs::Batches>,
+    batches: Arc<writers::Batches>,
 }
 
 /// The pool and the migration state, shared by the handles and the batchers.
@@ -172,7 +180,7 @@ impl Store {
             migrate_lock: Mutex::new(()),
         });
         Ok(Self {
-            batches: Arc::new(jobs::Batches::new(&core)),
+            batches: Arc::new(writers::Batches::new(&core)),
             core,
         })
     }
