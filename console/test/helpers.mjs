@@ -2,11 +2,9 @@
 // (redis-server, PostgreSQL, relay-gateway and relay-worker from
 // target/debug), headless Chromium (Debian's), and screenshots saved under
 // console/test-output/ for a person to look at.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, request } from 'node:http';
-import { connect } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { API_KEY, SECRET, Stack, assertTools, eventually, jwt, requires, sleep, startGateway, startPostgres, startRedis, startWorker } from '../../clients/js/test/helpers/env.mjs';
@@ -30,6 +28,16 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 /**
+ * The gateway embeds console/dist when it is compiled: a binary older than
+ * the build would test an older console.
+ */
+async function sameBuild(gateway) {
+  const served = await (await fetch(`${gateway.url}/console/`)).text();
+  const built = readFileSync(join(CONSOLE, 'dist', 'index.html'), 'utf8');
+  if (served !== built) throw new Error('the gateway binary serves another console build than console/dist: run cargo build -p relay-gateway');
+}
+
+/**
  * Redis, PostgreSQL, a worker and a gateway (`RELAY_AUTH=jwt` unless
  * `auth: 'off'`) serving the console at /console; `stop()` ends them all.
  */
@@ -43,8 +51,8 @@ export async function startRelay({ auth = 'jwt', workerEnv = {}, gatewayEnv = {}
     const env = auth === 'off' ? { RELAY_AUTH: 'off', ...gatewayEnv } : gatewayEnv;
     const gateway = stack.add(await startGateway({ redis, pg, env }));
     stack.add(await startWorker({ redis, pg, env: { RELAY_JOB_LEASE: '5s', ...workerEnv } }));
-    const front = stack.add(await serveConsole(gateway));
-    return { redis, pg, gateway, url: front.url, console: `${front.url}/console/`, stack, stop: () => (running.delete(stack), stack.stop()) };
+    await sameBuild(gateway);
+    return { redis, pg, gateway, url: gateway.url, console: `${gateway.url}/console/`, stack, stop: () => (running.delete(stack), stack.stop()) };
   } catch (e) {
     running.delete(stack);
     await stack.stop();
@@ -134,72 +142,3 @@ export const tokens = {
   user: (sub, claims = {}) => jwt({ sub, ...claims }),
 };
 
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
-export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-/**
- * The built console (dist/) at /console/, with the headers the gateway
- * sends, and everything else passed through to the gateway (WebSocket
- * upgrades too), so the page and the API share one origin.
- */
-export async function serveConsole(gateway, dir = join(CONSOLE, 'dist')) {
-  const server = createServer((req, res) => {
-    const path = new URL(req.url, 'http://x').pathname;
-    if (path === '/console') {
-      res.writeHead(308, { location: '/console/' });
-      return res.end();
-    }
-    if (path.startsWith('/console/')) {
-      const rel = normalize(path.slice('/console/'.length) || 'index.html');
-      const file = join(dir, rel);
-      if (rel.startsWith('..') || !existsSync(file)) {
-        res.writeHead(404, { 'content-type': 'application/json' });
-        return res.end('{"error":{"code":"NOT_FOUND","message":"no such file"}}');
-      }
-      res.writeHead(200, {
-        'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
-        'cache-control': rel.startsWith('assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
-        'content-security-policy': CSP,
-        'x-content-type-options': 'nosniff',
-        'referrer-policy': 'no-referrer',
-      });
-      return res.end(readFileSync(file));
-    }
-    const up = request({ host: '127.0.0.1', port: gateway.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => {
-      res.writeHead(502);
-      res.end();
-    });
-    req.pipe(up);
-  });
-  const upgraded = new Set();
-  server.on('upgrade', (req, socket, head) => {
-    upgraded.add(socket);
-    socket.on('close', () => upgraded.delete(socket));
-    const up = connect(gateway.port, '127.0.0.1', () => {
-      let raw = `${req.method} ${req.url} HTTP/1.1\r\n`;
-      for (let i = 0; i < req.rawHeaders.length; i += 2) raw += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
-      up.write(raw + '\r\n');
-      up.write(head);
-      socket.pipe(up).pipe(socket);
-    });
-    const end = () => (socket.destroy(), up.destroy());
-    up.on('error', end);
-    socket.on('error', end);
-  });
-  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-  const { port } = server.address();
-  return {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    stop: () =>
-      new Promise((ok) => {
-        server.close(() => ok());
-        server.closeAllConnections();
-        for (const s of upgraded) s.destroy();
-      }),
-  };
-}
