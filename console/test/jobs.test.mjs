@@ -50,6 +50,8 @@ describe('console: jobs', { skip: req.skip, timeout: 300_000 }, () => {
     assert.ok(record.result.slept_ms >= 3000);
     assert.match(result, new RegExp(`slept_ms: ${record.result.slept_ms}`), 'the result is shown as JSON');
     assert.match(await page.textContent('.facts .fact-attempts dd'), /1 of 3/);
+    assert.match(await page.textContent('.facts .fact-worker dd'), /^worker-\d+$/, 'the worker that ran it');
+    assert.equal(await page.locator('.card:has(h2:text-is("Attempts"))').count(), 0, 'one attempt that worked: no history to show');
     assert.equal(await page.locator('button[name=cancel]').count(), 0, 'no cancel button once ended');
     await shot(page, 'job-completed');
     assert.deepEqual(page.errors, []);
@@ -88,15 +90,20 @@ describe('console: jobs', { skip: req.skip, timeout: 300_000 }, () => {
     assert.deepEqual(page.errors, []);
   });
 
-  it('the list follows jobs live: a new job appears and its state changes without a reload', async () => {
+  it('the list follows jobs live: a new job appears, its bar moves and its state changes without a reload', async () => {
     await page.click('nav >> text=Jobs');
     await page.waitForSelector('table.jobs');
     await page.evaluate(() => (window.notReloaded = true));
-    const r = await api(relay, 'POST', '/v1/jobs', { token: tokens.admin(), body: { kind: 'sleep', payload: { ms: 1500, steps: 3 } } });
+    const r = await api(relay, 'POST', '/v1/jobs', { token: tokens.admin(), body: { kind: 'sleep', payload: { ms: 6000, steps: 12 } } });
     assert.equal(r.status, 202);
     const row = `table.jobs tr[data-job="${r.json.id}"]`;
     await page.waitForSelector(row, { timeout: 20_000 });
+    await page.waitForSelector(`${row}[data-state=running]`, { timeout: 20_000 });
+    // The row's bar follows the job's progress events.
+    const bar = () => page.locator(`${row} progress`).getAttribute('value').then(Number);
+    await eventually(async () => (await bar()) > 0 && (await bar()) < 100, 20_000, 'the row\'s progress to move');
     await page.waitForSelector(`${row}[data-state=completed]`, { timeout: 30_000 });
+    assert.equal(await bar(), 100);
     assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
     await shot(page, 'jobs');
   });

@@ -113,6 +113,8 @@ export function JobPage({ id }: { id: string }) {
     ['started', <Time at={r?.started_at} />],
     ['finished', <Time at={r?.finished_at} />],
   ];
+  const worker = [...attempts].reverse().find((a) => a.type === 'job.started')?.worker;
+  if (worker) facts.push(['worker', <span class="mono">{worker}</span>]);
   if (r?.started_at) facts.push(['took', duration((r.finished_at ? Date.parse(r.finished_at) : Date.now()) - Date.parse(r.started_at))]);
 
   const cancel = async () => {
@@ -163,7 +165,7 @@ export function JobPage({ id }: { id: string }) {
         )}
       </Section>
 
-      {attempts.length > 0 && (
+      {attempts.some((a) => a.type !== 'job.started' || (a.attempt ?? 1) > 1) && (
         <Section title="Attempts">
           <ol class="attempt-list">
             {attempts.map((a) => (
@@ -205,7 +207,7 @@ export function JobPage({ id }: { id: string }) {
 
       {r?.artifacts && r.artifacts.length > 0 && <Artifacts id={id} list={r.artifacts} />}
 
-      <Logs logs={view.logs} live={s.live} />
+      {(view.logs.length > 0 || !ended) && <Logs logs={view.logs} live={s.live} />}
 
       {r && (
         <Section title="Payload">

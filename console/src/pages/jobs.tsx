@@ -11,6 +11,8 @@ const PAGE = 50;
 const MAX_FETCHES = 16;
 /** Coalesces a burst of events into one reload. */
 const RELOAD_MS = 400;
+/** Rows whose running job's progress is followed live (its `job:{id}` topic), at most. */
+const MAX_LIVE_ROWS = 20;
 
 const STATE_OF: Record<string, JobState> = {
   'job.queued': 'queued',
@@ -160,7 +162,7 @@ export function JobsPage({ route }: { route: Route }) {
             </tr>
           </thead>
           <tbody>
-            {jobs.map((j) => (
+            {jobs.map((j, i) => (
               <tr key={j.id} data-job={j.id} data-state={j.state}>
                 <td>
                   <a class="mono" href={href(['jobs', j.id])}>
@@ -172,14 +174,7 @@ export function JobsPage({ route }: { route: Route }) {
                   <StateBadge state={j.state} />
                 </td>
                 <td class="progress-cell">
-                  {j.state === 'running' || j.progress ? (
-                    <>
-                      <progress max={100} value={j.state === 'completed' ? 100 : (j.progress?.percent ?? 0)} />
-                      <small>{Math.round(j.state === 'completed' ? 100 : (j.progress?.percent ?? 0))} %</small>
-                    </>
-                  ) : (
-                    <span class="muted">—</span>
-                  )}
+                  <RowProgress job={j} live={i < MAX_LIVE_ROWS} />
                 </td>
                 {s.me.admin && <td>{j.owner}</td>}
                 <td>
@@ -200,6 +195,28 @@ export function JobsPage({ route }: { route: Route }) {
         </button>
       )}
     </Section>
+  );
+}
+
+/** A row's progress: the record's, then live from the job's topic while it runs. */
+function RowProgress({ job, live }: { job: JobRecord; live: boolean }) {
+  const [pct, setPct] = useState<number | null>(null);
+  useEffect(() => setPct(null), [job.id, job.state]);
+  useTopic(
+    live && job.state === 'running' ? `job:${job.id}` : null,
+    (e) => {
+      if (e.type === 'job.progress' && typeof e.data?.percent === 'number') setPct(e.data.percent);
+    },
+    () => undefined,
+  );
+  const value = job.state === 'completed' ? 100 : (pct ?? job.progress?.percent ?? null);
+  if (value === null && job.state !== 'running') return <span class="muted">—</span>;
+  const v = Math.max(0, Math.min(100, value ?? 0));
+  return (
+    <>
+      <progress max={100} value={v} />
+      <small>{Math.round(v)} %</small>
+    </>
   );
 }
 
