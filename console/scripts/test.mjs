@@ -53,5 +53,9 @@ const files = readdirSync('test')
   .filter((f) => f.endsWith('.test.mjs') && (!only.length || only.some((o) => f.startsWith(o))))
   .sort()
   .map((f) => `test/${f}`);
+if (!files.length) {
+  console.error(`no test file matches ${only.join(', ')}`);
+  process.exit(1);
+}
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
