@@ -5,12 +5,14 @@
 //! - [`crash`]: a worker killed mid-job; the job completes elsewhere.
 //! - [`lifecycle`]: retries, dead letters, timeouts, delays, idempotency, the sweep.
 //! - [`cancel`]: cancelling running and queued jobs.
+//! - [`cluster`]: the job scenarios on a real Redis Cluster.
 //! - [`order`]: priorities, and graceful shutdown giving jobs back.
 //! - [`outage`]: PostgreSQL stopped and started again.
 //! - [`reconcile`]: the `reconcile` kind against counts computed here.
 //! - [`rest`]: the job API through a real gateway process.
 
 mod cancel;
+mod cluster;
 mod crash;
 mod lifecycle;
 mod order;
