@@ -3,7 +3,7 @@
 // from its page; the list follows state events live; streamed output shows.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { api, eventually, req, shot, signIn, startBrowser, startRelay, tokens, waitJob } from './helpers.mjs';
+import { API_KEY, api, eventually, req, shot, signIn, startBrowser, startRelay, tokens, waitJob } from './helpers.mjs';
 
 describe('console: jobs', { skip: req.skip, timeout: 300_000 }, () => {
   let relay, browser, page;
@@ -132,5 +132,28 @@ describe('console: jobs', { skip: req.skip, timeout: 300_000 }, () => {
     await page.waitForSelector('.job[data-state=completed]', { timeout: 30_000 });
     assert.equal(await page.textContent('pre.output'), text);
     await shot(page, 'job-stream');
+  });
+
+  it('log lines show as they arrive, in order, with their level', async () => {
+    // The built-in kinds log nothing: the job's log events are published
+    // to its topic as a worker publishes them.
+    const r = await api(relay, 'POST', '/v1/jobs', { token: tokens.admin(), body: { kind: 'sleep', payload: { ms: 60000, steps: 60 } } });
+    const id = r.json.id;
+    const log = (level, message) => api(relay, 'POST', '/v1/publish', { apiKey: API_KEY, body: { topic: `job:${id}`, type: 'job.log', data: { job_id: id, level, message } } });
+    assert.equal((await log('info', 'before the page opened')).status, 200);
+    await page.goto(`${relay.console}#/jobs/${id}`);
+    await page.waitForSelector('.job[data-state=running]', { timeout: 20_000 });
+    await page.waitForSelector('ol.logs li');
+    await log('warn', 'disk 91 % full');
+    await log('error', 'row 42: bad date');
+    await eventually(async () => (await page.locator('ol.logs li').count()) === 3, 10_000, 'three log lines');
+    const lines = await page.$$eval('ol.logs li', (lis) => lis.map((li) => [li.className, li.querySelector('.level').textContent, li.textContent]));
+    assert.deepEqual(lines.map(([c, l]) => [c, l]), [['log-info', 'info'], ['log-warn', 'warn'], ['log-error', 'error']]);
+    assert.match(lines[0][2], /before the page opened$/);
+    assert.match(lines[2][2], /row 42: bad date$/);
+    assert.match(await page.textContent('.card:has(ol.logs) h2'), /Logs \(3\)/);
+    await shot(page, 'job-logs');
+    await api(relay, 'POST', `/v1/jobs/${id}/cancel`, { token: tokens.admin(), body: {} });
+    assert.deepEqual(page.errors, []);
   });
 });
