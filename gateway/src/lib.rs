@@ -24,8 +24,10 @@
 //! - [`status`]: this gateway's instance report, and `GET /v1/status`.
 //! - [`metrics`]: metric names and helpers.
 //! - [`openapi`]: the OpenAPI document.
+//! - [`console`]: the web console at `/console`, compiled in.
 
 pub mod auth;
+pub mod console;
 pub mod http;
 pub mod hub;
 pub mod jobs;
@@ -89,18 +91,24 @@ pub fn api(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
 }
 
 /// The gateway's routes over its state, under its limits: the documented
-/// API, the WebSocket upgrade, `/metrics` and `/openapi.json`.
+/// API, the WebSocket upgrade, `/metrics`, `/openapi.json` and the console.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes as usize;
     let (api, doc) = api(state.config.max_upload_bytes).split_for_parts();
     let doc = Bytes::from(doc.to_json().unwrap_or_default());
-    api.route("/v1/ws", get(ws::upgrade))
+    let app = api
+        .route("/v1/ws", get(ws::upgrade))
         .route("/metrics", get(http::ops::metrics))
         .route(
             "/openapi.json",
             get(move || std::future::ready(([(CONTENT_TYPE, "application/json")], doc.clone()))),
-        )
-        .fallback(|| async { http::error::ApiError::not_found("no such endpoint") })
+        );
+    let app = if state.config.console {
+        app.merge(console::routes())
+    } else {
+        app
+    };
+    app.fallback(|| async { http::error::ApiError::not_found("no such endpoint") })
         // Route-level body limits (uploads) take precedence over this default.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

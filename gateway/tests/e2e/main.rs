@@ -22,12 +22,14 @@
 //!   jobs and topics, and the limits (rates, connections, sizes, origins,
 //!   slow headers).
 //! - `metrics_catalogue`: `docs/metrics.md` against both processes' `/metrics`.
+//! - `console`: the web console's files, headers and `RELAY_CONSOLE=off`.
 //! - `dashboards`: Grafana panels queried on a real Prometheus; alert rules
 //!   through `promtool`.
 
 mod backpressure;
 mod cluster;
 mod compose;
+mod console;
 mod dashboards;
 mod event_path;
 mod helm_chart;

@@ -215,6 +215,9 @@ pub struct GatewayConfig {
     /// Largest file accepted by `POST /v1/uploads`, in bytes (streamed to PostgreSQL, never held in memory).
     #[arg(long, env = "RELAY_MAX_UPLOAD_BYTES", default_value = "268435456", value_parser = clap::value_parser!(u64).range(1024..=68_719_476_736))]
     pub max_upload_bytes: u64,
+    /// Serve the web console at `/console` (`on` or `off`).
+    #[arg(long, env = "RELAY_CONSOLE", default_value = "on", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub console: bool,
 }
 
 /// Configuration of `relay-worker`.

@@ -16,6 +16,17 @@ fn defaults_follow_the_contract() {
     assert_eq!(c.common.shutdown_grace, Duration::from_secs(25));
     assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
     assert_eq!(c.max_frame_bytes, 65536);
+    assert!(c.console, "the console is on by default");
+}
+
+#[test]
+fn the_console_turns_off() {
+    assert!(!gateway(&["--console", "off"]).unwrap().console);
+    assert!(gateway(&["--console", "on"]).unwrap().console);
+    let Err(ConfigError::Invalid(line)) = gateway(&["--console", "maybe"]) else {
+        panic!()
+    };
+    assert!(line.contains("RELAY_CONSOLE"), "{line}");
 }
 
 #[test]
