@@ -144,7 +144,7 @@ impl JobContext {
         if let Err(e) = self
             .inner
             .events
-            .job(&self.inner.id, types::PROGRESS, &data)
+            .job(&self.inner.id, types::PROGRESS, data)
             .await
         {
             metrics::counter!("relay_job_events_dropped_total", "type" => types::PROGRESS)
@@ -159,7 +159,7 @@ impl JobContext {
         if let Err(e) = self
             .inner
             .events
-            .job(&self.inner.id, types::LOG, &data)
+            .job(&self.inner.id, types::LOG, data)
             .await
         {
             metrics::counter!("relay_job_events_dropped_total", "type" => types::LOG).increment(1);
@@ -179,7 +179,7 @@ impl JobContext {
             match self
                 .inner
                 .events
-                .job(&self.inner.id, types::CHUNK, &data)
+                .job(&self.inner.id, types::CHUNK, data.clone())
                 .await
             {
                 Ok(_) => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::events::JobEvents;
+use super::events::{JobEvents, JobRef};
 use super::model::{JobRecord, JobState, NewJob};
 use super::queue::{CancelOutcome, Queue, QueueError};
 use super::store::{Cursor, QueueEntry, Store, StoreError, Terminal};
@@ -131,7 +131,7 @@ impl Jobs {
 
     async fn announce_cancelled(&self, job: &JobRecord, reason: &str) {
         metrics::counter!("relay_jobs_cancelled_total", "kind" => job.kind.clone()).increment(1);
-        if let Err(e) = self.events.cancelled(&job.id, &job.owner, reason).await {
+        if let Err(e) = self.events.cancelled(JobRef::of(job), reason).await {
             tracing::error!(job_id = %job.id, error = %e, "job.cancelled not published (the record holds the state)");
         }
     }

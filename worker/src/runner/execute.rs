@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use relay_shared::jobs::backoff::retry_delay;
+use relay_shared::jobs::events::JobRef;
 use relay_shared::jobs::queue::Leased;
 use relay_shared::jobs::store::{Started, Terminal};
 use relay_shared::jobs::StoreError;
@@ -98,7 +99,11 @@ async fn attempt(core: Arc<Core>, job: Leased) {
     metrics::started(&job.kind, job.attempt, started.created_at);
     if let Err(e) = core
         .events
-        .started(&job.id, &started.owner, job.attempt, &core.id)
+        .started(
+            JobRef::new(&job.id, &job.kind, &started.owner),
+            job.attempt,
+            &core.id,
+        )
         .await
     {
         tracing::warn!(error = %e, "job.started not published");
@@ -265,7 +270,12 @@ async fn end_fenced(
             metrics::ended(&job.kind, &end, t0.elapsed());
             // The record holds the state now; the event and the ack may go together.
             tokio::join!(
-                publish_end(core, &job.id, &started.owner, &end, ended.attempts),
+                publish_end(
+                    core,
+                    JobRef::new(&job.id, &job.kind, &started.owner),
+                    &end,
+                    ended.attempts
+                ),
                 ack
             );
         }
@@ -289,7 +299,13 @@ async fn end_unfenced(core: &Core, job: &Leased, end: Terminal) {
     match written {
         Ok(Some(ended)) => {
             metrics::ended(&job.kind, &end, Duration::ZERO);
-            publish_end(core, &job.id, &ended.owner, &end, ended.attempts).await;
+            publish_end(
+                core,
+                JobRef::new(&job.id, &job.kind, &ended.owner),
+                &end,
+                ended.attempts,
+            )
+            .await;
         }
         Ok(None) => {}
         Err(e) => {
@@ -300,11 +316,11 @@ async fn end_unfenced(core: &Core, job: &Leased, end: Terminal) {
     let _ = core.queue.ack(&job.kind, &job.id, Some(&job.token)).await;
 }
 
-async fn publish_end(core: &Core, id: &str, owner: &str, end: &Terminal, attempts: u32) {
+async fn publish_end(core: &Core, job: JobRef<'_>, end: &Terminal, attempts: u32) {
     let r = match end {
-        Terminal::Completed { result } => core.events.completed(id, owner, result).await,
-        Terminal::Failed { error } => core.events.failed(id, owner, error, attempts).await,
-        Terminal::Cancelled { reason } => core.events.cancelled(id, owner, reason).await,
+        Terminal::Completed { result } => core.events.completed(job, result).await,
+        Terminal::Failed { error } => core.events.failed(job, error, attempts).await,
+        Terminal::Cancelled { reason } => core.events.cancelled(job, reason).await,
     };
     if let Err(e) = r {
         tracing::error!(error = %e, "terminal event not published (the record holds the state)");

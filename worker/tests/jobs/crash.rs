@@ -21,7 +21,10 @@ async fn a_killed_worker_s_job_completes_on_another_worker() {
     let started = h
         .wait_event(&id, "job.started", Duration::from_secs(10))
         .await;
-    assert_eq!(started, json!({"attempt": 1, "worker": "worker-doomed"}));
+    assert_eq!(
+        started,
+        json!({"attempt": 1, "worker": "worker-doomed", "job_id": id, "kind": "sleep"})
+    );
     h.wait_event(&id, "job.progress", Duration::from_secs(5))
         .await;
 
@@ -45,8 +48,8 @@ async fn a_killed_worker_s_job_completes_on_another_worker() {
     assert_eq!(
         starts,
         vec![
-            json!({"attempt": 1, "worker": "worker-doomed"}),
-            json!({"attempt": 2, "worker": "worker-heir"})
+            json!({"attempt": 1, "worker": "worker-doomed", "job_id": id, "kind": "sleep"}),
+            json!({"attempt": 2, "worker": "worker-heir", "job_id": id, "kind": "sleep"})
         ]
     );
     let retrying = events

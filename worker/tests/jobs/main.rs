@@ -5,6 +5,7 @@
 //! - [`crash`]: a worker killed mid-job; the job completes elsewhere.
 //! - [`lifecycle`]: retries, dead letters, timeouts, delays, idempotency, the sweep.
 //! - [`cancel`]: cancelling running and queued jobs.
+//! - [`events`]: every job event names its job (and state events its kind).
 //! - [`order`]: priorities, and graceful shutdown giving jobs back.
 //! - [`outage`]: PostgreSQL stopped and started again.
 //! - [`reconcile`]: the `reconcile` kind against counts computed here.
@@ -12,6 +13,7 @@
 
 mod cancel;
 mod crash;
+mod events;
 mod lifecycle;
 mod order;
 mod outage;
