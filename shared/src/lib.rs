@@ -13,12 +13,14 @@
 //! - [`redis`]: Redis clients with Relay's reconnect and timeout policy.
 //! - [`telemetry`]: tracing and Prometheus setup.
 //! - [`shutdown`]: SIGTERM/SIGINT to a cancellation token.
+//! - [`failpoint`]: places a test can hold a process at (test builds only).
 //! - [`jobs`]: the job half: records in PostgreSQL, the queue on Redis, job events.
 
 pub mod bus;
 pub mod config;
 pub mod cursor;
 pub mod event;
+pub mod failpoint;
 pub mod jobs;
 pub mod keys;
 pub mod protocol;

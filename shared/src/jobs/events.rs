@@ -51,6 +51,35 @@ impl<'a> JobRef<'a> {
     }
 }
 
+/// How a job ended, as its terminal event tells it.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending<'a> {
+    /// `job.completed` `{"result"}` (summarised when large).
+    Completed { result: &'a Value },
+    /// `job.failed` `{"error","attempts"}`.
+    Failed { error: &'a str, attempts: u32 },
+    /// `job.cancelled` `{"reason"}`.
+    Cancelled { reason: &'a str },
+}
+
+impl Ending<'_> {
+    pub fn ty(&self) -> &'static str {
+        match self {
+            Ending::Completed { .. } => types::COMPLETED,
+            Ending::Failed { .. } => types::FAILED,
+            Ending::Cancelled { .. } => types::CANCELLED,
+        }
+    }
+
+    fn data(&self) -> Value {
+        match self {
+            Ending::Completed { result } => json!({ "result": summarise(result) }),
+            Ending::Failed { error, attempts } => json!({ "error": error, "attempts": attempts }),
+            Ending::Cancelled { reason } => json!({ "reason": reason }),
+        }
+    }
+}
+
 /// `data` (an object) with the job's id, and its kind when given.
 fn named(mut data: Value, id: &str, kind: Option<&str>) -> Value {
     if let Value::Object(map) = &mut data {
@@ -191,35 +220,56 @@ impl JobEvents {
         .await
     }
 
-    /// `job.completed`, with the result summarised when large.
-    pub async fn completed(&self, job: JobRef<'_>, result: &Value) -> Result<(), BusError> {
-        self.state(
-            job,
-            types::COMPLETED,
-            json!({ "result": summarise(result) }),
+    /// The terminal event of `job`, published at most once on each of its
+    /// topics however many times this is called (by the writer of the end
+    /// and by sweeps, even at once): each topic's publish carries the marker
+    /// `end:{id}` and is skipped when the topic already has it. Retried for
+    /// a few seconds while Redis is unavailable; `Ok` once every topic has it.
+    pub async fn ended(&self, job: JobRef<'_>, ending: &Ending<'_>) -> Result<(), BusError> {
+        let raw = raw(&named(ending.data(), job.id, Some(job.kind)))?;
+        let ty = ending.ty();
+        let marker = format!("end:{}", job.id);
+        let topics = Self::state_topics(job)?;
+        let sent = futures_util::future::join_all(
+            topics
+                .iter()
+                .map(|topic| self.publish_once_retrying(topic, ty, &raw, &marker)),
         )
-        .await
+        .await;
+        let mut first_error = None;
+        for (topic, r) in topics.iter().zip(sent) {
+            match r {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(topic = %topic, job_id = job.id, "terminal event already published; repeat skipped")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %topic, ty, error = %e, "terminal event not published yet");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
-    /// `job.failed`.
-    pub async fn failed(
+    async fn publish_once_retrying(
         &self,
-        job: JobRef<'_>,
-        error: &str,
-        attempts: u32,
-    ) -> Result<(), BusError> {
-        self.state(
-            job,
-            types::FAILED,
-            json!({ "error": error, "attempts": attempts }),
-        )
-        .await
-    }
-
-    /// `job.cancelled`.
-    pub async fn cancelled(&self, job: JobRef<'_>, reason: &str) -> Result<(), BusError> {
-        self.state(job, types::CANCELLED, json!({ "reason": reason }))
-            .await
+        topic: &Topic,
+        ty: &str,
+        raw: &serde_json::value::RawValue,
+        marker: &str,
+    ) -> Result<bool, BusError> {
+        let deadline = tokio::time::Instant::now() + STATE_RETRY_FOR;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.bus.publish_once(topic, ty, raw, marker).await {
+                Err(e) if e.is_unavailable() && tokio::time::Instant::now() + delay < deadline => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                other => return other.map(|(_, fresh)| fresh),
+            }
+        }
     }
 
     /// `job.retrying` (to `job:{id}` only).

@@ -1,13 +1,14 @@
 //! The worker's background duties, one task each, none per job:
 //! lease renewal, reclaiming lapsed leases, writing progress to
-//! PostgreSQL, and reporting the worker and its queues.
+//! PostgreSQL, publishing terminal events left in the outbox, and
+//! reporting the worker and its queues.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::*;
-use relay_shared::jobs::now_ms;
+use relay_shared::jobs::{now_ms, outbox};
 use relay_shared::keys::INSTANCES;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,8 @@ const RENEW_BATCH: usize = 500;
 const RECLAIM_BATCH: usize = 100;
 /// How often the latest progress of running jobs is written to PostgreSQL.
 pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How often the outbox is swept for terminal events their writer did not publish.
+pub(crate) const OUTBOX_EVERY: Duration = Duration::from_secs(2);
 /// How often the worker reports itself and its queues' depth.
 pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
@@ -46,6 +49,12 @@ pub(crate) fn spawn_duties(core: &Arc<Core>, tasks: &TaskTracker, stop: &Cancell
         stop.clone(),
         core.clone(),
         |c| async move { flush_progress(&c).await },
+    ));
+    tasks.spawn(every(
+        OUTBOX_EVERY,
+        stop.clone(),
+        core.clone(),
+        |c| async move { sweep_outbox(&c).await },
     ));
     tasks.spawn(every(
         HEARTBEAT_EVERY,
@@ -120,6 +129,16 @@ async fn reclaim(core: &Core) {
                 }
             }
         }
+    }
+}
+
+/// Publishes terminal events whose writer died (or lost Redis) first.
+async fn sweep_outbox(core: &Core) {
+    if !core.store.is_migrated() {
+        return;
+    }
+    if let Err(e) = outbox::sweep(&core.store, &core.events).await {
+        tracing::debug!(error = %e, "outbox sweep failed");
     }
 }
 

@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use relay_shared::jobs::backoff::retry_delay;
-use relay_shared::jobs::events::JobRef;
+use relay_shared::jobs::events::{Ending, JobRef};
+use relay_shared::jobs::outbox;
 use relay_shared::jobs::queue::Leased;
-use relay_shared::jobs::store::{Started, Terminal};
+use relay_shared::jobs::store::{Ended, Started, Terminal};
 use relay_shared::jobs::StoreError;
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
@@ -274,7 +275,7 @@ async fn end_fenced(
                     core,
                     JobRef::new(&job.id, &job.kind, &started.owner),
                     &end,
-                    ended.attempts
+                    &ended
                 ),
                 ack
             );
@@ -303,7 +304,7 @@ async fn end_unfenced(core: &Core, job: &Leased, end: Terminal) {
                 core,
                 JobRef::new(&job.id, &job.kind, &ended.owner),
                 &end,
-                ended.attempts,
+                &ended,
             )
             .await;
         }
@@ -316,15 +317,22 @@ async fn end_unfenced(core: &Core, job: &Leased, end: Terminal) {
     let _ = core.queue.ack(&job.kind, &job.id, Some(&job.token)).await;
 }
 
-async fn publish_end(core: &Core, job: JobRef<'_>, end: &Terminal, attempts: u32) {
-    let r = match end {
-        Terminal::Completed { result } => core.events.completed(job, result).await,
-        Terminal::Failed { error } => core.events.failed(job, error, attempts).await,
-        Terminal::Cancelled { reason } => core.events.cancelled(job, reason).await,
+/// Announces an end this attempt recorded (see [`outbox::announce`]).
+async fn publish_end(core: &Core, job: JobRef<'_>, end: &Terminal, ended: &Ended) {
+    // The record's error is the one written: for a cancel, the reason its
+    // request gave, if any.
+    let error = ended.error.as_deref();
+    let ending = match end {
+        Terminal::Completed { result } => Ending::Completed { result },
+        Terminal::Failed { error: e } => Ending::Failed {
+            error: error.unwrap_or(e),
+            attempts: ended.attempts,
+        },
+        Terminal::Cancelled { reason } => Ending::Cancelled {
+            reason: error.unwrap_or(reason),
+        },
     };
-    if let Err(e) = r {
-        tracing::error!(error = %e, "terminal event not published (the record holds the state)");
-    }
+    outbox::announce(&core.store, &core.events, job, &ending).await;
 }
 
 async fn retry(core: &Core, job: &Leased, error: &str) {

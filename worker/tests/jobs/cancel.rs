@@ -29,7 +29,11 @@ async fn running_and_queued_jobs_are_cancelled_once() {
     let cancelled = h
         .wait_event(&running, "job.cancelled", Duration::from_secs(2))
         .await;
-    assert_eq!(cancelled["reason"], "cancelled by request");
+    assert_eq!(
+        cancelled["reason"], "cancelled by alice",
+        "the reason given to cancel"
+    );
+    assert_eq!(job.error.as_deref(), Some("cancelled by alice"));
     // A second cancel finds it ended (the gateway answers 409).
     assert!(matches!(
         h.jobs.cancel(&running, "again").await.unwrap(),

@@ -6,6 +6,7 @@
 //! - [`lifecycle`]: retries, dead letters, timeouts, delays, idempotency, the sweep.
 //! - [`cancel`]: cancelling running and queued jobs.
 //! - [`events`]: every job event names its job (and state events its kind).
+//! - [`outbox`]: the terminal event survives a worker killed or Redis stopped after the end.
 //! - [`order`]: priorities, and graceful shutdown giving jobs back.
 //! - [`outage`]: PostgreSQL stopped and started again.
 //! - [`reconcile`]: the `reconcile` kind against counts computed here.
@@ -17,6 +18,7 @@ mod events;
 mod lifecycle;
 mod order;
 mod outage;
+mod outbox;
 mod reconcile;
 mod rest;
 mod support;

@@ -296,7 +296,9 @@ impl Store {
 
     /// Writes a terminal state, once: only while the job is live and, when a
     /// token is given, only for the attempt holding it. Returns the record
-    /// when this call ended the job.
+    /// when this call ended the job. A cancelled job keeps the reason its
+    /// cancel gave, if any. The end's event is queued in the outbox by the
+    /// same statement (see [`Store::claim_outbox`]).
     pub async fn finish(
         &self,
         id: &str,
@@ -309,10 +311,15 @@ impl Store {
         let conn = self.conn().await?;
         let stmt = conn
             .prepare_cached(&format!(
-                "UPDATE jobs SET state = $2, result = $3, error = $4, dead = $5, progress = COALESCE($6, progress),
-                        finished_at = now(), updated_at = now(), lease_token = NULL
-                 WHERE id = $1 AND state IN ('queued', 'running') AND ($7::text IS NULL OR lease_token = $7)
-                 RETURNING {RECORD_COLUMNS}"
+                "WITH ended AS (
+                    UPDATE jobs SET state = $2, result = $3, dead = $5, progress = COALESCE($6, progress),
+                           error = CASE WHEN $2 = 'cancelled' THEN COALESCE(cancel_reason, $4) ELSE $4 END,
+                           finished_at = now(), updated_at = now(), lease_token = NULL
+                    WHERE id = $1 AND state IN ('queued', 'running') AND ($7::text IS NULL OR lease_token = $7)
+                    RETURNING {RECORD_COLUMNS}
+                 ), {}
+                 SELECT * FROM ended",
+                outbox_insert(8)
             ))
             .await?;
         let row = conn
@@ -326,6 +333,7 @@ impl Store {
                     &dead,
                     &progress,
                     &token,
+                    &outbox_claim_ms(),
                 ],
             )
             .await?;
@@ -385,7 +393,8 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Cancels a job that is still `queued`; the record when this call did it.
+    /// Cancels a job that is still `queued`; the record when this call did
+    /// it (its event queued in the outbox by the same statement).
     pub async fn cancel_queued(
         &self,
         id: &str,
@@ -394,26 +403,32 @@ impl Store {
         let conn = self.conn().await?;
         let stmt = conn
             .prepare_cached(&format!(
-                "UPDATE jobs SET state = 'cancelled', error = $2, finished_at = now(), updated_at = now(), lease_token = NULL
-                 WHERE id = $1 AND state = 'queued' RETURNING {RECORD_COLUMNS}"
+                "WITH ended AS (
+                    UPDATE jobs SET state = 'cancelled', error = $2, finished_at = now(), updated_at = now(), lease_token = NULL
+                    WHERE id = $1 AND state = 'queued' RETURNING {RECORD_COLUMNS}
+                 ), {}
+                 SELECT * FROM ended",
+                outbox_insert(3)
             ))
             .await?;
-        conn.query_opt(&stmt, &[&id, &reason])
+        conn.query_opt(&stmt, &[&id, &reason, &outbox_claim_ms()])
             .await?
             .map(|r| record(&r))
             .transpose()
     }
 
-    /// Notes that a running job was asked to stop; `false` when it is not running.
-    pub async fn request_cancel(&self, id: &str) -> Result<bool, StoreError> {
+    /// Notes that a running job was asked to stop, and why (the first
+    /// reason given is kept: the job ends with it); `false` when it is not running.
+    pub async fn request_cancel(&self, id: &str, reason: &str) -> Result<bool, StoreError> {
         let conn = self.conn().await?;
         let stmt = conn
             .prepare_cached(
-                "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, now()), updated_at = now()
+                "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, now()),
+                        cancel_reason = COALESCE(cancel_reason, $2), updated_at = now()
                  WHERE id = $1 AND state = 'running'",
             )
             .await?;
-        let n = conn.execute(&stmt, &[&id]).await?;
+        let n = conn.execute(&stmt, &[&id, &reason]).await?;
         Ok(n == 1)
     }
 
@@ -445,6 +460,26 @@ pub struct Ended {
     pub owner: String,
     /// Attempts made.
     pub attempts: u32,
+    /// The `error` column as written: a failure's error, or a cancel's
+    /// reason (the one the cancel request gave, when there was one).
+    pub error: Option<String>,
+}
+
+/// A statement part queueing the event of every row of `ended` in the
+/// outbox, claimed by the writer for [`super::OUTBOX_CLAIM`] (parameter
+/// `$param` of the statement: the claim in milliseconds).
+fn outbox_insert(param: usize) -> String {
+    format!(
+        "outboxed AS (
+            INSERT INTO job_outbox (job_id, claimed_until)
+            SELECT id, now() + ${param}::int8 * interval '1 millisecond' FROM ended
+         )"
+    )
+}
+
+/// [`super::OUTBOX_CLAIM`] in milliseconds, as a statement parameter.
+fn outbox_claim_ms() -> i64 {
+    super::OUTBOX_CLAIM.as_millis() as i64
 }
 
 /// The group-commit batchers of one store (see `batch`).
@@ -710,12 +745,16 @@ pub(super) struct FinishReq {
     progress: Option<Value>,
 }
 
-const FINISH_MANY: &str = "UPDATE jobs AS j SET state = v.state, result = v.result, error = v.error, dead = v.dead,
-            progress = COALESCE(v.progress, j.progress), finished_at = now(), updated_at = now(), lease_token = NULL
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::bool[], $7::jsonb[])
-          AS v(id, token, state, result, error, dead, progress)
-     WHERE j.id = v.id AND j.state IN ('queued', 'running') AND (v.token IS NULL OR j.lease_token = v.token)
-     RETURNING j.id, j.owner, j.attempts";
+const FINISH_MANY: &str = "WITH ended AS (
+        UPDATE jobs AS j SET state = v.state, result = v.result, dead = v.dead,
+               error = CASE WHEN v.state = 'cancelled' THEN COALESCE(j.cancel_reason, v.error) ELSE v.error END,
+               progress = COALESCE(v.progress, j.progress), finished_at = now(), updated_at = now(), lease_token = NULL
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::bool[], $7::jsonb[])
+             AS v(id, token, state, result, error, dead, progress)
+        WHERE j.id = v.id AND j.state IN ('queued', 'running') AND (v.token IS NULL OR j.lease_token = v.token)
+        RETURNING j.id, j.owner, j.attempts, j.error
+     ), OUTBOX
+     SELECT id, owner, attempts, error FROM ended";
 
 async fn finish_many(
     core: Arc<Core>,
@@ -756,7 +795,9 @@ async fn finish_many(
 /// whether its own row changed.
 async fn finish_batch(core: &Core, reqs: &[&FinishReq]) -> Result<Vec<Option<Ended>>, StoreError> {
     let conn = core.conn().await?;
-    let stmt = conn.prepare_cached(FINISH_MANY).await?;
+    let stmt = conn
+        .prepare_cached(&FINISH_MANY.replace("OUTBOX", &outbox_insert(8)))
+        .await?;
     let ids: Vec<&str> = reqs.iter().map(|r| r.id.as_str()).collect();
     let tokens: Vec<Option<&str>> = reqs.iter().map(|r| r.token.as_deref()).collect();
     let states: Vec<&str> = reqs.iter().map(|r| r.end.state().as_str()).collect();
@@ -770,7 +811,16 @@ async fn finish_batch(core: &Core, reqs: &[&FinishReq]) -> Result<Vec<Option<End
     let rows = conn
         .query(
             &stmt,
-            &[&ids, &tokens, &states, &results, &errors, &dead, &progress],
+            &[
+                &ids,
+                &tokens,
+                &states,
+                &results,
+                &errors,
+                &dead,
+                &progress,
+                &outbox_claim_ms(),
+            ],
         )
         .await?;
     let mut ended: HashMap<String, Ended> = HashMap::with_capacity(rows.len());
@@ -780,6 +830,7 @@ async fn finish_batch(core: &Core, reqs: &[&FinishReq]) -> Result<Vec<Option<End
             Ended {
                 owner: row.try_get("owner")?,
                 attempts: row.try_get::<_, i32>("attempts")?.max(0) as u32,
+                error: row.try_get("error")?,
             },
         );
     }
