@@ -1,5 +1,6 @@
-// Shared helpers for the peer benchmarks: /proc CPU and RSS, HDR percentiles,
-// a throwaway redis-server.
+// Shared helpers for the peer benchmarks: /proc CPU and RSS (and what a run
+// costs per unit of work, as relay-bench's `cost` reports it), HDR
+// percentiles, a throwaway redis-server.
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -29,18 +30,57 @@ function rssKib(pid) {
   }
 }
 
-// CPU of a process over an interval, in percent of one core.
-function meter(name, pid) {
+const round = (x, places) => Math.round(x * 10 ** places) / 10 ** places;
+
+// CPU of one process (not its children) over an interval: seconds, and
+// percent of one core.
+function meter(name, pid, role = 'server') {
   const t0 = ticks(pid);
   const start = process.hrtime.bigint();
   return () => {
     const secs = Number(process.hrtime.bigint() - start) / 1e9;
+    const cpuS = (ticks(pid) - t0) / TICKS;
     return {
       name,
+      role,
       pid,
-      cpu_percent: Math.round(((ticks(pid) - t0) / TICKS / secs) * 1000) / 10,
-      rss_mib: Math.round((rssKib(pid) / 1024) * 10) / 10,
+      cpu_s: round(cpuS, 2),
+      cpu_percent: round((cpuS / secs) * 100, 1),
+      rss_mib: round(rssKib(pid) / 1024, 1),
+      secs,
     };
+  };
+}
+
+// Meters for `procs` ([{name, role, pid}]) and this process (role `bench`,
+// the load generator), started together. finish() gives
+// {processes, cost(units)} where cost([['delivery', n], ...]) is shaped like
+// relay-bench's: {window_s, cpu_s: {role..., servers, total}, per: [{unit,
+// count, cpu_us: {role..., servers, total}}]}.
+function account(procs) {
+  const meters = procs.concat([{ name: 'bench', role: 'bench', pid: process.pid }])
+    .filter((p) => p.pid)
+    .map((p) => meter(p.name, p.pid, p.role));
+  return () => {
+    const usage = meters.map((m) => m());
+    const secs = usage.length ? usage[0].secs : 0;
+    const by = { servers: 0, total: 0 };
+    for (const u of usage) {
+      by[u.role] = (by[u.role] || 0) + u.cpu_s;
+      by.total += u.cpu_s;
+      if (u.role !== 'bench') by.servers += u.cpu_s;
+    }
+    const processes = usage.map(({ secs: _s, ...u }) => u);
+    const cost = (units) => ({
+      window_s: round(secs, 3),
+      cpu_s: Object.fromEntries(Object.entries(by).map(([r, s]) => [r, round(s, 3)])),
+      per: units.map(([unit, count]) => ({
+        unit,
+        count,
+        cpu_us: Object.fromEntries(Object.entries(by).map(([r, s]) => [r, count > 0 ? round((s * 1e6) / count, 3) : null])),
+      })),
+    });
+    return { processes, cost };
   };
 }
 
@@ -53,6 +93,7 @@ function latencyJson(h) {
   return {
     count: h.totalCount,
     p50_ms: ms(h.getValueAtPercentile(50)),
+    p90_ms: ms(h.getValueAtPercentile(90)),
     p99_ms: ms(h.getValueAtPercentile(99)),
     p999_ms: ms(h.getValueAtPercentile(99.9)),
     max_ms: ms(h.maxValue),
@@ -103,9 +144,13 @@ function args(defaults) {
   const out = { ...defaults };
   const argv = process.argv.slice(2);
   for (let i = 0; i < argv.length; i++) {
-    const m = argv[i].match(/^--([a-z-]+)$/);
+    const m = argv[i].match(/^--([a-z0-9-]+)$/);
     if (!m) continue;
     const key = m[1];
+    if (typeof defaults[key] === 'boolean') {
+      out[key] = true;
+      continue;
+    }
     const v = argv[i + 1];
     out[key] = typeof defaults[key] === 'number' ? Number(v) : v;
     i++;
@@ -113,4 +158,4 @@ function args(defaults) {
   return out;
 }
 
-module.exports = { meter, histogram, latencyJson, nowUs, freePort, waitFor, startRedis, args, rssKib };
+module.exports = { meter, account, round, histogram, latencyJson, nowUs, freePort, waitFor, startRedis, args, rssKib };

@@ -5,6 +5,8 @@
 #   bench/peers/run.sh socketio fanout --clients 2000 --rate 125 --duration 10 --servers 2
 #   bench/peers/run.sh socketio connections --clients 10000 --servers 1
 #   bench/peers/run.sh bullmq --jobs 20000 --workers 1 --concurrency 50
+#   bench/peers/run.sh bullmq --rate 500 --duration 10          # open loop
+#   bench/peers/run.sh bullmq --find-rate --rate 250 --duration 5
 set -euo pipefail
 cd "$(dirname "$0")"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

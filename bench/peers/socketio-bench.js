@@ -81,8 +81,9 @@ async function fanout() {
   });
   const connectSecs = (Date.now() - t0) / 1000;
   const connected = clients.filter(Boolean).length;
-  const meters = servers.map((s, i) => c.meter(`server${i + 1}`, s.pid));
-  if (redis.pid) meters.push(c.meter('redis', redis.pid));
+  const procs = servers.map((s, i) => ({ name: `server${i + 1}`, role: 'server', pid: s.pid }));
+  if (redis.pid) procs.push({ name: 'redis', role: 'redis', pid: redis.pid });
+  const acc = c.account(procs);
 
   const emitter = new Emitter(new Redis(redis.url));
   const startUs = c.nowUs();
@@ -107,7 +108,7 @@ async function fanout() {
   const perTopicClients = rooms.map((_, t) => clients.filter((s, i) => s && i % opt.topics === t).length);
   const expected = rooms.reduce((a, _, t) => a + perTopicClients[t] * Math.ceil((total - t) / opt.topics), 0);
   await c.waitFor(() => delivered >= expected, opt.drain * 1000, 'deliveries').catch(() => {});
-  const usage = meters.map((m) => m());
+  const { processes, cost } = acc();
   let lost = 0;
   let lossy = 0;
   clients.forEach((s, i) => {
@@ -123,9 +124,11 @@ async function fanout() {
   const report = {
     scenario: 'fanout', peer: 'socket.io', servers: opt.servers, clients: opt.clients, connected, connect_failures: failed,
     connect_secs: connectSecs, topics: opt.topics, rate: opt.rate, duration_s: opt.duration, published: total,
-    publisher_fell_behind: behind, publish_secs: publishSecs, delivered, expected,
+    publisher_fell_behind: behind, publish_secs: publishSecs, publishes_per_s: Math.round(total / Math.max(1e-6, publishSecs)),
+    delivered, expected,
     deliveries_per_s: Math.round(delivered / Math.max(1e-6, (lastUs - startUs) / 1e6)),
-    lost, clients_with_losses: lossy, latency: c.latencyJson(h), processes: usage,
+    lost, clients_with_losses: lossy, latency: c.latencyJson(h), processes,
+    cost: cost([['delivery', delivered], ['publish', total]]),
   };
   console.log(JSON.stringify(report, null, 2));
   clients.forEach((s) => s && s.close());
@@ -143,7 +146,11 @@ async function connections() {
   const t0 = Date.now();
   const { clients, failed } = await openClients(servers, opt.clients, rooms, null);
   const connectSecs = (Date.now() - t0) / 1000;
+  const procs = servers.map((s, i) => ({ name: `server${i + 1}`, role: 'server', pid: s.pid }));
+  if (redis.pid) procs.push({ name: 'redis', role: 'redis', pid: redis.pid });
+  const acc = c.account(procs);
   await new Promise((r) => setTimeout(r, opt.settle * 1000));
+  const { processes, cost } = acc();
   const connected = clients.filter(Boolean).length;
   const report = {
     scenario: 'connections', peer: 'socket.io', clients: opt.clients, connected, connect_failures: failed,
@@ -154,6 +161,9 @@ async function connections() {
       return { pid: s.pid, rss_before_mib: before[i] / 1024, rss_after_mib: after / 1024, connections: here,
         rss_per_connection_kib: Math.round(((after - before[i]) / Math.max(1, here)) * 100) / 100 };
     }),
+    connects_per_s: Math.round(connected / Math.max(1e-6, connectSecs)),
+    processes,
+    cost: cost([['idle connection-second', Math.round(connected * opt.settle)]]),
   };
   console.log(JSON.stringify(report, null, 2));
   clients.concat(warm.clients).forEach((s) => s && s.close());

@@ -99,7 +99,8 @@ pub async fn subscribe(
             .ok_or_else(|| anyhow!("closed before subscribed"))??;
         let Message::Text(text) = msg else { continue };
         let text = text.as_str();
-        if text.starts_with(r#"{"op":"event""#) {
+        // Relay's event frames, and a bare server's (the published body, no `op`).
+        if text.starts_with(r#"{"op":"event""#) || !text.contains(r#""op":"#) {
             early(text);
             continue;
         }
@@ -130,6 +131,25 @@ pub fn parse_event(frame: &str) -> Option<(u64, u64, &str)> {
     let id_at = frame.find(r#""id":""#)? + 6;
     let id_len = frame[id_at..].find('"')?;
     Some((t, seq, &frame[id_at..id_at + id_len]))
+}
+
+/// The bench payload `(t, seq)` of any frame carrying
+/// `"data":{"t":..,"seq":..}`: Relay's event frames, and a bare server's,
+/// which are the published body itself (no event id).
+pub fn parse_payload(frame: &str) -> Option<(u64, u64)> {
+    let rest = &frame[frame.find(r#""data":"#)?..];
+    Some((
+        number_after(rest, r#""t":"#)?,
+        number_after(rest, r#""seq":"#)?,
+    ))
+}
+
+/// The string value after `key` (which ends with the opening quote), as in
+/// `string_after(frame, r#""job_id":""#)`.
+pub fn string_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
+    let at = s.find(key)? + key.len();
+    let len = s[at..].find('"')?;
+    Some(&s[at..at + len])
 }
 
 fn number_after(s: &str, key: &str) -> Option<u64> {
@@ -193,6 +213,13 @@ mod tests {
         let f = r#"{"op":"event","topic":"b.0","id":"1732240000000-3","type":"bench","data":{"t":1234567,"seq":42},"ts":1732240000000}"#;
         assert_eq!(parse_event(f), Some((1234567, 42, "1732240000000-3")));
         assert_eq!(parse_event(r#"{"op":"pong"}"#), None);
+        assert_eq!(parse_payload(f), Some((1234567, 42)));
+        // A bare server's frame: the publish body, keys in any order.
+        let bare = r#"{"data":{"seq":7,"t":99},"topic":"b.0","type":"bench"}"#;
+        assert_eq!(parse_payload(bare), Some((99, 7)));
+        assert_eq!(parse_event(bare), None);
+        let done = r#"{"op":"event","topic":"jobs","data":{"job_id":"01ab","result":{}}}"#;
+        assert_eq!(string_after(done, r#""job_id":""#), Some("01ab"));
     }
 
     #[test]

@@ -98,7 +98,10 @@ pub async fn run(mut args: ConnectionsArgs) -> Result<Value> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let connect_secs = started.elapsed().as_secs_f64();
+    // What holding them idle costs: CPU over the settle time.
+    let accounting = args.target.account(&stack);
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+    let window = accounting.finish();
     let connected = ready.load(Ordering::Relaxed);
     let gateways: Vec<Value> = args
         .target
@@ -130,15 +133,22 @@ pub async fn run(mut args: ConnectionsArgs) -> Result<Value> {
     }
     drop(warm);
     drop(stack);
+    // Connection-seconds held (the window is the settle time, give or take
+    // the reads of /proc).
+    let idle_secs = (connected as f64 * args.settle).round() as u64;
     Ok(json!({
         "scenario": "connections",
+        "peer": if args.target.is_bare() { "bare" } else { "relay" },
         "clients": args.clients,
         "connected": connected,
         "connect_failures": failed.load(Ordering::Relaxed),
         "connect_secs": (connect_secs * 100.0).round() / 100.0,
         "connects_per_s": (connected as f64 / connect_secs.max(0.001)).round(),
         "topics": args.topics,
+        "bare_queue": args.target.is_bare().then_some(args.target.bare_queue),
         "gateways": gateways,
         "bench_rss_mib": (self_rss as f64 / 1024.0 * 10.0).round() / 10.0,
+        "processes": window.processes_json(),
+        "cost": window.cost_json(&[("idle connection-second", idle_secs)]),
     }))
 }

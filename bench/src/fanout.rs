@@ -1,5 +1,7 @@
 //! `fanout`: C clients over G gateways on N topics, a publisher at R
-//! events/s through `POST /v1/publish`, for D seconds.
+//! events/s through `POST /v1/publish`, for D seconds. Each event goes to
+//! one topic, chosen round robin or at random ([`Plan`]); the `topics`
+//! scenario is this one with a topic per client.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -7,15 +9,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, now_us, SeqSet};
 use crate::collect::Collector;
-use crate::report::{latency_json, usage_json};
+use crate::redis_stats::RedisWindow;
+use crate::report::{latency_json, round};
 use crate::stack::{http_client, Target};
 
 #[derive(Debug, Clone, Args)]
@@ -46,6 +50,55 @@ pub struct FanoutArgs {
     /// Longest wait for stragglers after the last publish, seconds.
     #[arg(long, default_value_t = 10.0)]
     pub drain: f64,
+    /// How each event's topic is chosen.
+    #[arg(long, value_enum, default_value_t = Pick::RoundRobin)]
+    pub pick: Pick,
+    /// Topic names are this prefix and the topic's number (default `bench.fanout.<run>.`).
+    #[arg(long)]
+    pub topic_prefix: Option<String>,
+    /// Seed of `--pick random`.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// How an event's topic is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Pick {
+    /// Event k to topic k mod N.
+    #[default]
+    RoundRobin,
+    /// Each event to a topic drawn at random (seeded, so runs repeat).
+    Random,
+}
+
+/// Every event's topic and its sequence number within that topic, fixed
+/// before the run, so each client knows how many events its topic gets.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `(topic, seq)` of event k.
+    pub events: Vec<(u32, u32)>,
+    /// Events each topic gets.
+    pub per_topic: Vec<u64>,
+}
+
+impl Plan {
+    pub fn new(total: u64, topics: usize, pick: Pick, seed: u64) -> Plan {
+        let topics = topics.max(1);
+        let mut per_topic = vec![0u64; topics];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let events = (0..total)
+            .map(|k| {
+                let t = match pick {
+                    Pick::RoundRobin => (k % topics as u64) as usize,
+                    Pick::Random => rng.random_range(0..topics),
+                };
+                let seq = per_topic[t];
+                per_topic[t] += 1;
+                (t as u32, seq as u32)
+            })
+            .collect();
+        Plan { events, per_topic }
+    }
 }
 
 /// The source address of client `i` when spreading over `n` loopback addresses.
@@ -66,14 +119,16 @@ struct ClientOutcome {
 pub async fn run(mut args: FanoutArgs) -> Result<Value> {
     let stack = args.target.prepare(false, 0, 0).await?;
     let target = Arc::new(args.target.clone());
+    args.topics = args.topics.max(1);
     let topics: Vec<String> = {
-        let id = run_id();
-        (0..args.topics)
-            .map(|t| format!("bench.fanout.{id}.{t}"))
-            .collect()
+        let prefix = args
+            .topic_prefix
+            .clone()
+            .unwrap_or_else(|| format!("bench.fanout.{}.", run_id()));
+        (0..args.topics).map(|t| format!("{prefix}{t}")).collect()
     };
     let total = (args.rate as f64 * args.duration).round() as u64;
-    let per_topic = total.div_ceil(args.topics as u64);
+    let plan = Arc::new(Plan::new(total, args.topics, args.pick, args.seed));
 
     // Clients: connect, subscribe, then count events until told to stop.
     let collector = Arc::new(Collector::default());
@@ -93,6 +148,7 @@ pub async fn run(mut args: FanoutArgs) -> Result<Value> {
         let url = target.ws_url(i);
         let source = source_ip(i, args.source_ips);
         let topic_ready = topic_ready.clone();
+        let expect = plan.per_topic[topic_ix];
         let (collector, delivered, last, ready, failed, gate) = (
             collector.clone(),
             delivered.clone(),
@@ -104,9 +160,9 @@ pub async fn run(mut args: FanoutArgs) -> Result<Value> {
         let mut stop = stop_rx.clone();
         handles.push(tokio::spawn(async move {
             let mut rec = collector.recorder(i);
-            let mut seen = SeqSet::new(per_topic);
+            let mut seen = SeqSet::new(expect);
             let mut on_event = |text: &str, seen: &mut SeqSet| {
-                if let Some((t, seq, _)) = client::parse_event(text) {
+                if let Some((t, seq)) = client::parse_payload(text) {
                     let now = now_us();
                     rec.record(now.saturating_sub(t));
                     seen.insert(seq);
@@ -168,7 +224,8 @@ pub async fn run(mut args: FanoutArgs) -> Result<Value> {
     let connected = ready.load(Ordering::Relaxed);
 
     // Publish at the given rate from several keep-alive connections.
-    let meters = args.target.meters(&stack);
+    let redis = RedisWindow::start(args.target.redis_url.as_deref()).await;
+    let accounting = args.target.account(&stack);
     let published: Arc<Vec<AtomicU64>> =
         Arc::new((0..args.topics).map(|_| AtomicU64::new(0)).collect());
     let publish_errors = Arc::new(AtomicU64::new(0));
@@ -179,13 +236,14 @@ pub async fn run(mut args: FanoutArgs) -> Result<Value> {
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let publish_started_us = now_us() + 50_000;
     let publishers = {
-        let (published, publish_errors, next, behind, target, topics) = (
+        let (published, publish_errors, next, behind, target, topics, plan) = (
             published.clone(),
             publish_errors.clone(),
             next.clone(),
             behind.clone(),
             target.clone(),
             topics.clone(),
+            plan.clone(),
         );
         let (n, rate, key) = (
             args.publishers.max(1),
@@ -201,7 +259,7 @@ pub async fn run(mut args: FanoutArgs) -> Result<Value> {
                 let http = http_client();
                 let mut pubs = Vec::new();
                 for _ in 0..n {
-                    let (published, errors, next, behind, http, target, topics, key) = (
+                    let (published, errors, next, behind, http, target, topics, key, plan) = (
                         published.clone(),
                         publish_errors.clone(),
                         next.clone(),
@@ -210,13 +268,23 @@ pub async fn run(mut args: FanoutArgs) -> Result<Value> {
                         target.clone(),
                         topics.clone(),
                         key.clone(),
+                        plan.clone(),
                     );
                     pubs.push(tokio::spawn(async move {
-                        publish_loop(
-                            total, rate, start, &next, &behind, &http, &target, &topics, &key,
-                            &published, &errors,
-                        )
-                        .await
+                        let p = Publisher {
+                            rate,
+                            start,
+                            next: &next,
+                            behind: &behind,
+                            http: &http,
+                            target: &target,
+                            topics: &topics,
+                            plan: &plan,
+                            key: &key,
+                            published: &published,
+                            errors: &errors,
+                        };
+                        p.run().await
                     }));
                 }
                 for p in pubs {
@@ -239,7 +307,8 @@ pub async fn run(mut args: FanoutArgs) -> Result<Value> {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let usage: Vec<_> = meters.iter().map(|m| m.finish()).collect();
+    let window = accounting.finish();
+    let redis = redis.finish().await;
     let _ = stop_tx.send(true);
 
     let mut lost = 0u64;
@@ -263,18 +332,21 @@ pub async fn run(mut args: FanoutArgs) -> Result<Value> {
     let published_total: u64 = published.iter().map(|p| p.load(Ordering::Relaxed)).sum();
     let report = json!({
         "scenario": "fanout",
+        "peer": if args.target.is_bare() { "bare" } else { "relay" },
         "gateways": args.target.gateways.len(),
         "clients": args.clients,
         "connected": connected,
         "connect_failures": failed.load(Ordering::Relaxed),
         "connect_secs": (connect_secs * 100.0).round() / 100.0,
         "topics": args.topics,
+        "pick": format!("{:?}", args.pick).to_lowercase(),
         "rate": args.rate,
         "duration_s": args.duration,
         "published": published_total,
         "publish_errors": publish_errors.load(Ordering::Relaxed),
         "publisher_fell_behind": behind.load(Ordering::Relaxed),
         "publish_secs": (publish_secs * 100.0).round() / 100.0,
+        "publishes_per_s": round(published_total as f64 / publish_secs.max(0.001), 0),
         "delivered": delivered,
         "expected": expected_connected,
         "deliveries_per_s": (delivered as f64 / (window_us as f64 / 1e6)).round(),
@@ -282,54 +354,94 @@ pub async fn run(mut args: FanoutArgs) -> Result<Value> {
         "clients_with_losses": lossy_clients,
         "duplicates": duplicates,
         "latency": latency_json(&collector.merged()),
-        "processes": usage_json(&usage),
+        "processes": window.processes_json(),
+        "cost": window.cost_json(&[("delivery", delivered), ("publish", published_total)]),
+        "redis": redis,
     });
     drop(stack);
     Ok(report)
 }
 
-/// One publisher: takes the next event number, waits for its due time, publishes.
-#[allow(clippy::too_many_arguments)]
-async fn publish_loop(
-    total: u64,
+/// One publisher: takes the next event number, waits for its due time,
+/// publishes it (to every server when the target asks for that).
+struct Publisher<'a> {
     rate: u64,
     start: tokio::time::Instant,
-    next: &AtomicU64,
-    behind: &AtomicBool,
-    http: &reqwest::Client,
-    target: &Target,
-    topics: &[String],
-    key: &str,
-    published: &[AtomicU64],
-    errors: &AtomicU64,
-) {
-    loop {
-        let k = next.fetch_add(1, Ordering::Relaxed);
-        if k >= total {
-            break;
+    next: &'a AtomicU64,
+    behind: &'a AtomicBool,
+    http: &'a reqwest::Client,
+    target: &'a Target,
+    topics: &'a [String],
+    plan: &'a Plan,
+    key: &'a str,
+    published: &'a [AtomicU64],
+    errors: &'a AtomicU64,
+}
+
+impl Publisher<'_> {
+    async fn run(&self) {
+        let total = self.plan.events.len() as u64;
+        loop {
+            let k = self.next.fetch_add(1, Ordering::Relaxed);
+            if k >= total {
+                break;
+            }
+            let due = self.start + Duration::from_nanos(k * 1_000_000_000 / self.rate);
+            if tokio::time::Instant::now() > due + Duration::from_millis(100) {
+                self.behind.store(true, Ordering::Relaxed);
+            }
+            tokio::time::sleep_until(due).await;
+            let (t, seq) = self.plan.events[k as usize];
+            let body = json!({
+                "topic": self.topics[t as usize],
+                "type": "bench",
+                "data": {"t": now_us(), "seq": seq},
+            });
+            let servers: Vec<usize> = if self.target.publish_to_all {
+                (0..self.target.gateways.len()).collect()
+            } else {
+                vec![k as usize]
+            };
+            let sent = futures_util::future::join_all(servers.into_iter().map(|g| {
+                self.http
+                    .post(self.target.http_url(g, "/v1/publish"))
+                    .header("x-api-key", self.key)
+                    .json(&body)
+                    .send()
+            }))
+            .await;
+            let ok = sent
+                .iter()
+                .all(|r| r.as_ref().is_ok_and(|r| r.status().is_success()));
+            if ok {
+                self.published[t as usize].fetch_add(1, Ordering::Relaxed);
+            } else if self.errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                eprintln!("publish {k} failed");
+            }
         }
-        let due = start + Duration::from_nanos(k * 1_000_000_000 / rate);
-        if tokio::time::Instant::now() > due + Duration::from_millis(100) {
-            behind.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_numbers_each_topic_densely() {
+        for pick in [Pick::RoundRobin, Pick::Random] {
+            let plan = Plan::new(1000, 7, pick, 3);
+            assert_eq!(plan.per_topic.iter().sum::<u64>(), 1000);
+            let mut next = [0u32; 7];
+            for &(t, seq) in &plan.events {
+                assert_eq!(seq, next[t as usize], "{pick:?}");
+                next[t as usize] += 1;
+            }
         }
-        tokio::time::sleep_until(due).await;
-        let t = (k % topics.len() as u64) as usize;
-        let body = json!({
-            "topic": topics[t],
-            "type": "bench",
-            "data": {"t": now_us(), "seq": k / topics.len() as u64},
-        });
-        let ok = http
-            .post(target.http_url(k as usize, "/v1/publish"))
-            .header("x-api-key", key)
-            .json(&body)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ok {
-            published[t].fetch_add(1, Ordering::Relaxed);
-        } else if errors.fetch_add(1, Ordering::Relaxed) < 5 {
-            eprintln!("publish {k} failed");
-        }
+        let rr = Plan::new(10, 3, Pick::RoundRobin, 0);
+        assert_eq!(rr.events[4], (1, 1));
+        // Seeded: the same draw every run, and not round robin.
+        let a = Plan::new(100, 50, Pick::Random, 9);
+        assert_eq!(a.events, Plan::new(100, 50, Pick::Random, 9).events);
+        assert_ne!(a.events, Plan::new(100, 50, Pick::RoundRobin, 9).events);
     }
 }

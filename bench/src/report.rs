@@ -3,39 +3,32 @@
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use crate::sys::Usage;
-
 /// A histogram of microseconds, 1 µs to 10 min, 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds")
 }
 
-/// p50/p99/p999/max in milliseconds.
+/// Microseconds as milliseconds with two decimals.
+pub fn ms(us: u64) -> f64 {
+    (us as f64 / 1000.0 * 100.0).round() / 100.0
+}
+
+/// count and p50/p90/p99/p99.9/max in milliseconds.
 pub fn latency_json(h: &Histogram<u64>) -> Value {
-    let ms = |us: u64| (us as f64 / 1000.0 * 100.0).round() / 100.0;
     json!({
         "count": h.len(),
         "p50_ms": ms(h.value_at_quantile(0.50)),
+        "p90_ms": ms(h.value_at_quantile(0.90)),
         "p99_ms": ms(h.value_at_quantile(0.99)),
         "p999_ms": ms(h.value_at_quantile(0.999)),
         "max_ms": ms(h.max()),
     })
 }
 
-pub fn usage_json(usage: &[Usage]) -> Value {
-    Value::Array(
-        usage
-            .iter()
-            .map(|u| {
-                json!({
-                    "name": u.name,
-                    "pid": u.pid,
-                    "cpu_percent": (u.cpu_percent * 10.0).round() / 10.0,
-                    "rss_mib": (u.rss_kib as f64 / 1024.0 * 10.0).round() / 10.0,
-                })
-            })
-            .collect(),
-    )
+/// Rounds to `places` decimals (for reports).
+pub fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
 }
 
 /// Prints a report as indented JSON (one object; `scenario` names it).

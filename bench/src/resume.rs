@@ -51,6 +51,10 @@ async fn publish(http: &reqwest::Client, target: &Target, topic: &str, seq: u64)
 }
 
 pub async fn run(mut args: ResumeArgs) -> Result<Value> {
+    anyhow::ensure!(
+        !args.target.is_bare(),
+        "bare servers keep no history to resume from"
+    );
     let stack = args.target.prepare(false, 0, 0).await?;
     let target = Arc::new(args.target.clone());
     let topic = format!("bench.resume.{}", run_id());
@@ -88,6 +92,7 @@ pub async fn run(mut args: ResumeArgs) -> Result<Value> {
     }
 
     // Phase 3: everyone back at once, resuming.
+    let accounting = args.target.account(&stack);
     let caught_up = Arc::new(AtomicU64::new(0));
     let retries = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -176,6 +181,7 @@ pub async fn run(mut args: ResumeArgs) -> Result<Value> {
             }
         }
     }
+    let window = accounting.finish();
     let all_secs = if failures == 0 {
         took.max() as f64 / 1e6
     } else {
@@ -196,5 +202,7 @@ pub async fn run(mut args: ResumeArgs) -> Result<Value> {
         "not_recovered": not_recovered,
         "lost": lost,
         "duplicates_or_unexpected": duplicates,
+        "processes": window.processes_json(),
+        "cost": window.cost_json(&[("replayed event", replayed)]),
     }))
 }

@@ -2,17 +2,16 @@
 //!
 //! Linux only. CPU is `utime + stime` from `/proc/<pid>/stat` in clock ticks
 //! (USER_HZ, 100 on every Linux this runs on); RSS is `VmRSS` from
-//! `/proc/<pid>/status`. A process may be a tree (PostgreSQL forks a backend
-//! per connection): [`TreeMeter`] sums a process and all its descendants.
+//! `/proc/<pid>/status`. What a run costs over a window, per process and per
+//! unit of work, is in [`crate::cost`].
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ).
-const TICKS_PER_SEC: f64 = 100.0;
+pub const TICKS_PER_SEC: f64 = 100.0;
 
 /// `(utime + stime ticks, ppid)` of one process.
-fn stat(pid: u32) -> Option<(u64, u32)> {
+pub fn stat(pid: u32) -> Option<(u64, u32)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = &text[text.rfind(')')? + 2..];
@@ -31,8 +30,8 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Every pid in `/proc` with its ticks and parent.
-fn all_processes() -> HashMap<u32, (u64, u32)> {
+/// Every pid in `/proc` with its CPU ticks (`utime + stime`) and parent.
+pub fn all_processes() -> HashMap<u32, (u64, u32)> {
     let mut out = HashMap::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for entry in dir.flatten() {
@@ -44,73 +43,6 @@ fn all_processes() -> HashMap<u32, (u64, u32)> {
         }
     }
     out
-}
-
-/// Ticks of `root` and all its descendants, by pid.
-fn tree_ticks(root: u32) -> HashMap<u32, u64> {
-    let procs = all_processes();
-    let mut tree = HashMap::new();
-    let mut frontier = vec![root];
-    while let Some(pid) = frontier.pop() {
-        if let Some((ticks, _)) = procs.get(&pid) {
-            tree.insert(pid, *ticks);
-            frontier.extend(
-                procs
-                    .iter()
-                    .filter(|(_, (_, ppid))| *ppid == pid)
-                    .map(|(child, _)| *child),
-            );
-        }
-    }
-    tree
-}
-
-/// Measures the CPU a process (and its children) uses over an interval.
-#[derive(Debug, Clone)]
-pub struct TreeMeter {
-    pub name: String,
-    pub pid: u32,
-    start: HashMap<u32, u64>,
-    started: Instant,
-}
-
-/// What a [`TreeMeter`] saw.
-#[derive(Debug, Clone)]
-pub struct Usage {
-    pub name: String,
-    pub pid: u32,
-    /// CPU over the interval, in percent of one core.
-    pub cpu_percent: f64,
-    /// RSS of the root process at the end, KiB.
-    pub rss_kib: u64,
-}
-
-impl TreeMeter {
-    pub fn start(name: impl Into<String>, pid: u32) -> TreeMeter {
-        TreeMeter {
-            name: name.into(),
-            pid,
-            start: tree_ticks(pid),
-            started: Instant::now(),
-        }
-    }
-
-    /// CPU since [`start`](Self::start) (processes that appeared meanwhile
-    /// count from zero) and the root's RSS now.
-    pub fn finish(&self) -> Usage {
-        let elapsed = self.started.elapsed().max(Duration::from_millis(1));
-        let now = tree_ticks(self.pid);
-        let used: u64 = now
-            .iter()
-            .map(|(pid, t)| t.saturating_sub(self.start.get(pid).copied().unwrap_or(0)))
-            .sum();
-        Usage {
-            name: self.name.clone(),
-            pid: self.pid,
-            cpu_percent: used as f64 / TICKS_PER_SEC / elapsed.as_secs_f64() * 100.0,
-            rss_kib: rss_kib(self.pid).unwrap_or(0),
-        }
-    }
 }
 
 /// The pid of the process listening on TCP `port` (IPv4 or IPv6), found

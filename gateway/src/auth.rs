@@ -5,11 +5,10 @@
 //! `RELAY_AUTH=off`, everyone is an admin named `anonymous`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use relay_shared::config::{AuthMode, CommonConfig};
+use relay_shared::config::{AuthConfig, AuthMode};
 use relay_shared::topic::{kind_of, Topic, TopicKind};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -87,10 +86,7 @@ impl Identity {
     /// Seconds until the token expires, if it does.
     pub fn expires_in(&self) -> Option<std::time::Duration> {
         let exp = self.exp?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = relay_shared::clock::now_secs();
         Some(std::time::Duration::from_secs(exp.saturating_sub(now)))
     }
 }
@@ -169,8 +165,8 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     /// Builds the verifier from the configuration; fails on an unusable key.
-    pub fn new(common: &CommonConfig, api_keys: &[String]) -> Result<Self, String> {
-        let key = match (common.auth, &common.jwt_secret, &common.jwt_public_key) {
+    pub fn new(config: &AuthConfig, api_keys: &[String]) -> Result<Self, String> {
+        let key = match (config.mode, &config.jwt_secret, &config.jwt_public_key) {
             (AuthMode::Off, _, _) => None,
             (AuthMode::Jwt, Some(secret), _) => Some((
                 DecodingKey::from_secret(secret.as_bytes()),
@@ -194,19 +190,19 @@ impl Authenticator {
             v.leeway = LEEWAY_SECS;
             v.set_required_spec_claims(&["exp", "sub"]);
             v.validate_aud = false;
-            if let Some(aud) = &common.jwt_audience {
+            if let Some(aud) = &config.jwt_audience {
                 v.set_audience(&[aud]);
                 v.validate_aud = true;
                 v.required_spec_claims.insert("aud".into());
             }
-            if let Some(iss) = &common.jwt_issuer {
+            if let Some(iss) = &config.jwt_issuer {
                 v.set_issuer(&[iss]);
                 v.required_spec_claims.insert("iss".into());
             }
             (k, v)
         });
         Ok(Self {
-            mode: common.auth,
+            mode: config.mode,
             key,
             api_keys: api_keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
         })

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use relay_shared::protocol::close;
+use relay_shared::protocol::CloseReason;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{ConnCtl, Outbound};
@@ -21,9 +21,6 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 /// Shards of the registry, so registering never waits long for a sweep.
 const SHARDS: usize = 16;
-
-/// The close code for a connection silent for two heartbeat intervals.
-pub const IDLE: u16 = 1001;
 
 struct Entry {
     ctl: Arc<ConnCtl>,
@@ -86,7 +83,7 @@ impl Conns {
         let now = self.now_ms();
         ctl.touch(now);
         if expires_in.is_some_and(|d| d.is_zero()) {
-            ctl.close(close::TOKEN_EXPIRED);
+            ctl.close(CloseReason::TokenExpired);
         }
         let entry = Entry {
             ctl: ctl.clone(),
@@ -96,7 +93,7 @@ impl Conns {
         self.shard(id).lock().unwrap().insert(id, entry);
         // A drain that started while this connection was being set up.
         if self.inner.draining.is_cancelled() {
-            ctl.close(close::DRAINING);
+            ctl.close(CloseReason::Draining);
         }
         Registered {
             conns: self.clone(),
@@ -128,7 +125,7 @@ impl Conns {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = draining.cancelled() => {
-                    self.close_all(close::DRAINING);
+                    self.close_all(CloseReason::Draining);
                     // Connections registered later are closed as they register.
                     stop.cancelled().await;
                     return;
@@ -138,10 +135,10 @@ impl Conns {
         }
     }
 
-    fn close_all(&self, code: u16) {
+    fn close_all(&self, reason: CloseReason) {
         for shard in self.inner.shards.iter() {
             for entry in shard.lock().unwrap().values() {
-                entry.ctl.close(code);
+                entry.ctl.close(reason);
             }
         }
     }
@@ -152,9 +149,9 @@ impl Conns {
         for shard in self.inner.shards.iter() {
             for entry in shard.lock().unwrap().values_mut() {
                 if entry.expires.is_some_and(|at| now >= at) {
-                    entry.ctl.close(close::TOKEN_EXPIRED);
+                    entry.ctl.close(CloseReason::TokenExpired);
                 } else if now.saturating_sub(entry.ctl.last_seen()) > 2 * heartbeat {
-                    entry.ctl.close(IDLE);
+                    entry.ctl.close(CloseReason::Idle);
                 } else if now >= entry.next_ping {
                     entry.next_ping = now + heartbeat;
                     // A full queue means the writer is busy or the client is

@@ -14,7 +14,7 @@
 //!   after that id, so events published during the outage still arrive, once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use futures_util::task::AtomicWaker;
 use relay_shared::bus::Bus;
 use relay_shared::event::{frame_id, Since, StreamId};
 use relay_shared::keys;
+use relay_shared::protocol::CloseReason;
 use relay_shared::topic::Topic;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -92,7 +93,8 @@ pub struct ConnCtl {
     capacity: usize,
     writer: AtomicWaker,
     close: CancellationToken,
-    code: AtomicU16,
+    /// Why it closes ([`CloseReason::to_u8`]; 0 while open).
+    reason: AtomicU8,
     /// When the client last sent anything, in [`crate::conns::Conns::now_ms`].
     last_seen: AtomicU64,
 }
@@ -108,7 +110,7 @@ impl ConnCtl {
             capacity: capacity.max(1),
             writer: AtomicWaker::new(),
             close: CancellationToken::new(),
-            code: AtomicU16::new(0),
+            reason: AtomicU8::new(0),
             last_seen: AtomicU64::new(0),
         }
     }
@@ -171,22 +173,21 @@ impl ConnCtl {
         self.last_seen.load(Ordering::Relaxed)
     }
 
-    /// Asks the connection to close with `code`; the first reason wins.
+    /// Asks the connection to close for `reason`; the first reason wins.
     /// Returns whether this call was the first.
-    pub fn close(&self, code: u16) -> bool {
+    pub fn close(&self, reason: CloseReason) -> bool {
         let first = self
-            .code
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .reason
+            .compare_exchange(0, reason.to_u8(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         self.close.cancel();
         first
     }
 
-    pub fn code(&self) -> Option<u16> {
-        match self.code.load(Ordering::Acquire) {
-            0 => None,
-            c => Some(c),
-        }
+    /// Why the server closes the connection; `None` while it is open or
+    /// when the client closed it.
+    pub fn reason(&self) -> Option<CloseReason> {
+        CloseReason::from_u8(self.reason.load(Ordering::Acquire))
     }
 
     pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
@@ -196,7 +197,7 @@ impl ConnCtl {
 
 /// Closes a client that fell behind with 4008, counting it once.
 pub fn shed(ctl: &ConnCtl) {
-    if ctl.close(relay_shared::protocol::close::TOO_SLOW) {
+    if ctl.close(CloseReason::TooSlow) {
         metrics::counter!(m::SLOW_CLOSES).increment(1);
     }
 }
@@ -215,6 +216,10 @@ impl Subscriber {
         match self {
             Subscriber::Conn { id, .. } | Subscriber::Waiter { id, .. } => *id,
         }
+    }
+
+    fn is_conn(&self) -> bool {
+        matches!(self, Subscriber::Conn { .. })
     }
 }
 
@@ -283,6 +288,8 @@ struct HubInner {
     sharded: bool,
     pubsub_up: AtomicBool,
     next_id: AtomicU64,
+    /// Connection subscriptions held (waiters excepted).
+    subscriptions: AtomicUsize,
 }
 
 impl Hub {
@@ -297,6 +304,7 @@ impl Hub {
                 sharded,
                 pubsub_up: AtomicBool::new(false),
                 next_id: AtomicU64::new(1),
+                subscriptions: AtomicUsize::new(0),
             }),
         }
     }
@@ -327,6 +335,11 @@ impl Hub {
         self.inner.topics.read().unwrap().len()
     }
 
+    /// Topic subscriptions held by connections.
+    pub fn subscriptions(&self) -> usize {
+        self.inner.subscriptions.load(Ordering::Relaxed)
+    }
+
     /// Registers interest in a topic; the channel is subscribed if needed.
     pub async fn add(&self, topic: &Topic, sub: Subscriber) -> Arc<TopicEntry> {
         let (entry, created) = {
@@ -347,6 +360,9 @@ impl Hub {
             {
                 let mut subs = entry.subs.lock().unwrap();
                 if !subs.iter().any(|s| s.id() == sub.id()) {
+                    if sub.is_conn() {
+                        self.inner.subscriptions.fetch_add(1, Ordering::Relaxed);
+                    }
                     subs.push(sub);
                 }
             }
@@ -368,7 +384,11 @@ impl Hub {
         if let Some(entry) = entry {
             let empty = {
                 let mut subs = entry.subs.lock().unwrap();
-                subs.retain(|s| s.id() != sub_id);
+                if let Some(at) = subs.iter().position(|s| s.id() == sub_id) {
+                    if subs.remove(at).is_conn() {
+                        self.inner.subscriptions.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
                 subs.is_empty()
             };
             if empty {

@@ -10,12 +10,16 @@
 //!
 //! - [`hub`]: local interest per topic, the Redis subscriber, fan-out, catch-up after reconnects.
 //! - [`ws`]: the WebSocket session (reader and writer, replay then live, backpressure).
-//! - [`http`]: publish, poll, SSE, status and operations endpoints, and the HTTP error type.
+//! - [`conns`]: every open WebSocket: heartbeats, idle and expiry closes, the drain.
+//! - [`replay`]: shared, bounded history reads for WebSocket subscribes.
+//! - [`http`]: publish, poll, SSE and operations endpoints, and the HTTP error type.
+//! - [`jobs`]: the job routes (`/v1/jobs`, uploads, dead letters) and the job sweeps.
 //! - [`auth`]: JWT and API-key authentication, topic permissions.
 //! - [`limits`]: per-user and per-address connection limits, frame and request rates.
 //! - [`serve`]: the accept loop (header deadline, client address, graceful stop).
 //! - [`state`]: the shared state and the seam to the job system.
-//! - [`status`]: cluster-wide status reports in Redis.
+//! - [`readiness`]: whether this gateway can serve (`/readyz`, `relay_gateway_ready`).
+//! - [`status`]: this gateway's instance report, and `GET /v1/status`.
 //! - [`metrics`]: metric names and helpers.
 //! - [`openapi`]: the OpenAPI document.
 
@@ -27,6 +31,7 @@ pub mod jobs;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod readiness;
 pub mod replay;
 pub mod serve;
 pub mod state;
@@ -38,8 +43,8 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
-use relay_shared::bus::{Bus, BusSettings};
 use relay_shared::config::{AuthMode, GatewayConfig};
+use relay_shared::redis::Redis;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,12 +56,22 @@ use crate::state::{AppState, StateParts};
 /// Why the gateway could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// A configuration problem found while starting (exit 64).
+    /// A configuration problem found while starting (exit 64): a bad key,
+    /// URL or address.
     #[error("{0}")]
     Config(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
 }
+
+impl relay_shared::process::Fatal for RunError {
+    fn is_config(&self) -> bool {
+        matches!(self, RunError::Config(_))
+    }
+}
+
+/// How often idle HTTP rate-limit entries are forgotten.
+const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
+/// How long background tasks get to stop after the drain.
+const BACKGROUND_STOP_WAIT: Duration = Duration::from_secs(1);
 
 /// The gateway's routes over its state, with the job routes (which carry
 /// their own state) merged in under the same limits.
@@ -124,121 +139,138 @@ pub async fn run(
     config: GatewayConfig,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let redis = relay_shared::redis::connect(&config.common)
+        .await
+        .map_err(|e| RunError::Config(format!("RELAY_REDIS_URL: {e}")))?;
+    let (state, jobs) = build_state(config, &redis).await?;
+    let background = Background::start(&state, redis);
+    background.serve_metrics(&state, &listener).await?;
+    tracing::info!(addr = ?listener.local_addr().ok(), instance = %state.instance, "gateway listening");
+    let clients = TaskTracker::new();
+    let server = tokio::spawn(serve::serve(
+        listener,
+        router(state.clone(), Some(jobs.router())),
+        state.config.handshake_timeout,
+        state.shutdown.clone(),
+        clients.clone(),
+    ));
+    shutdown.cancelled().await;
+    drain(&state, server, clients).await;
+    background.stop().await;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// Metrics, authentication, limits, the hub, the job API: everything the
+/// handlers share.
+async fn build_state(
+    config: GatewayConfig,
+    redis: &Redis,
+) -> Result<(AppState, jobs::JobsApi), RunError> {
     let instance = config.common.instance_id("gateway");
-    let metrics_handle = relay_shared::telemetry::install_metrics("gateway", &instance);
+    let metrics = relay_shared::telemetry::install_metrics("gateway", &instance);
     crate::metrics::describe();
-    if config.common.auth == AuthMode::Off {
+    let jwt = config.auth.mode == AuthMode::Jwt;
+    if !jwt {
         tracing::warn!("RELAY_AUTH=off: every client is an admin named anonymous; never use this in production");
     }
-    let client_limits = Arc::new(crate::limits::Limits::new(
-        &config,
-        config.common.auth == AuthMode::Jwt,
-    ));
+    let limits = Arc::new(crate::limits::Limits::new(&config, jwt));
     let auth =
-        Arc::new(Authenticator::new(&config.common, &config.api_keys.0).map_err(RunError::Config)?);
-
-    let redis = relay_shared::redis::client(&config.common.redis_url)
-        .map_err(|e| RunError::Config(format!("RELAY_REDIS_URL: {e}")))?;
-    let subscriber = relay_shared::redis::subscriber(&config.common.redis_url)
-        .map_err(|e| RunError::Config(format!("RELAY_REDIS_URL: {e}")))?;
-    let (up, sub_up) = tokio::join!(
-        relay_shared::redis::connect(&redis, Duration::from_secs(2)),
-        relay_shared::redis::connect(&subscriber, Duration::from_secs(2)),
-    );
-    if !(up && sub_up) {
-        tracing::warn!(url = %config.common.redis_url, "redis is not reachable yet; retrying in the background");
-    }
-    let bus = Bus::new(
-        redis,
-        BusSettings {
-            history_size: config.common.history_size,
-            history_ttl: config.common.history_ttl,
-            sharded: config.common.redis_cluster(),
-        },
-    );
+        Arc::new(Authenticator::new(&config.auth, &config.api_keys.0).map_err(RunError::Config)?);
+    let bus = redis.bus.clone();
     let jobs = jobs::JobsApi::connect(&config, bus.clone(), auth.clone())
         .await
         .map_err(|e| RunError::Config(format!("RELAY_DATABASE_URL: {e}")))?;
-    let hub = Hub::new(subscriber, config.common.redis_cluster());
     let drain = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let grace = config.common.shutdown_grace;
-    let metrics_listen = config.metrics_listen;
-    let connections = conns::Conns::new(config.heartbeat, drain.clone());
     let state = AppState::new(StateParts {
-        config,
-        instance: instance.clone(),
-        bus: bus.clone(),
-        hub: hub.clone(),
+        instance,
+        hub: Hub::new(redis.subscriber.clone(), config.common.redis_cluster()),
         replay: replay::ReplayReads::new(bus.clone()),
-        conns: connections,
+        conns: conns::Conns::new(config.heartbeat, drain.clone()),
+        bus,
         auth,
-        metrics: metrics_handle,
-        shutdown: drain.clone(),
+        metrics,
+        shutdown: drain,
         jobs: Some(Arc::new(jobs.clone()) as Arc<dyn state::JobDirectory>),
-        tracker: tracker.clone(),
-        limits: client_limits.clone(),
+        tracker: TaskTracker::new(),
+        limits,
+        config,
     });
+    Ok((state, jobs))
+}
 
-    let background = CancellationToken::new();
-    let hub_task = tokio::spawn(hub.run(bus, background.clone()));
-    let conns_task = tokio::spawn(state.conns.clone().run(background.clone()));
-    let status_task = tokio::spawn(status::reporter(state.clone(), background.clone()));
+/// The gateway's own tasks: the pub/sub reader, the connection sweeper,
+/// the status reporter, the limits' forgetting, and the metrics listener.
+struct Background {
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
 
-    let app = router(state.clone(), Some(jobs.router()));
-    if let Some(addr) = metrics_listen.filter(|a| Some(*a) != listener.local_addr().ok()) {
-        let metrics_app = Router::new()
+impl Background {
+    fn start(state: &AppState, redis: Redis) -> Self {
+        let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+        tasks.spawn(state.hub.clone().run(redis.bus, stop.clone()));
+        tasks.spawn(state.conns.clone().run(stop.clone()));
+        tasks.spawn(status::reporter(state.clone(), stop.clone()));
+        let (limits, forget) = (state.limits.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(FORGET_IDLE_EVERY);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => limits.forget_idle(),
+                    _ = forget.cancelled() => break,
+                }
+            }
+        });
+        Self { tasks, stop }
+    }
+
+    /// Serves `/metrics` on `RELAY_METRICS_LISTEN` when it is set and is not
+    /// the main listener's address, until the drain starts.
+    async fn serve_metrics(&self, state: &AppState, main: &TcpListener) -> Result<(), RunError> {
+        let Some(addr) = state.config.metrics_listen else {
+            return Ok(());
+        };
+        if main.local_addr().ok() == Some(addr) {
+            return Ok(());
+        }
+        let listener = relay_shared::process::bind("RELAY_METRICS_LISTEN", addr)
+            .await
+            .map_err(RunError::Config)?;
+        let app = Router::new()
             .route("/metrics", get(http::ops::metrics))
             .with_state(state.clone());
-        let l = TcpListener::bind(addr).await?;
-        let stop = drain.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(l, metrics_app)
+        let stop = state.shutdown.clone();
+        self.tasks.spawn(async move {
+            let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
         });
+        Ok(())
     }
-    tracing::info!(addr = ?listener.local_addr().ok(), instance = %instance, "gateway listening");
-    let conns = TaskTracker::new();
-    let handshake_timeout = state.config.handshake_timeout;
-    let server = tokio::spawn(serve::serve(
-        listener,
-        app,
-        handshake_timeout,
-        drain.clone(),
-        conns.clone(),
-    ));
-    let forget = background.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => client_limits.forget_idle(),
-                _ = forget.cancelled() => break,
-            }
-        }
-    });
 
-    shutdown.cancelled().await;
+    /// Stops every task, waiting [`BACKGROUND_STOP_WAIT`] at most.
+    async fn stop(self) {
+        self.stop.cancel();
+        self.tasks.close();
+        let _ = tokio::time::timeout(BACKGROUND_STOP_WAIT, self.tasks.wait()).await;
+    }
+}
+
+/// Stops accepting, closes every client (WebSockets with 4000), and waits
+/// for them within `RELAY_SHUTDOWN_GRACE`.
+async fn drain(state: &AppState, server: tokio::task::JoinHandle<()>, clients: TaskTracker) {
+    let grace = state.config.common.shutdown_grace;
     tracing::info!(grace = ?grace, "draining");
-    drain.cancel();
+    state.shutdown.cancel();
     let drained = tokio::time::timeout(grace, async {
         let _ = server.await;
-        conns.close();
-        tracker.close();
-        tokio::join!(conns.wait(), tracker.wait());
+        clients.close();
+        state.tracker.close();
+        tokio::join!(clients.wait(), state.tracker.wait());
     })
     .await;
     if drained.is_err() {
         tracing::warn!("shutdown grace elapsed with clients still connected");
     }
-    background.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = status_task.await;
-        let _ = hub_task.await;
-        let _ = conns_task.await;
-    })
-    .await;
-    tracing::info!("gateway stopped");
-    Ok(())
 }

@@ -137,10 +137,7 @@ pub fn delivered(transport: &'static str, n: u64) {
 }
 
 pub fn delivery_latency(ts_ms: u64) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now = relay_shared::clock::now_ms();
     // Once per write batch per connection: look the histogram up once.
     static LATENCY: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
     LATENCY

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use relay_shared::bus::Bus;
@@ -74,10 +74,7 @@ impl Deref for AppState {
 impl AppState {
     pub fn new(parts: StateParts) -> Self {
         let clients = Arc::new(Semaphore::new(parts.config.max_connections.get()));
-        let started_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let started_at_ms = relay_shared::clock::now_ms();
         Self(Arc::new(Inner {
             parts,
             started: Instant::now(),

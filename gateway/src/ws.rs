@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use relay_shared::bus::History;
 use relay_shared::event::{Since, StreamId};
-use relay_shared::protocol::{close, parse_client_frame, ClientOp, ErrorCode, ServerFrame};
+use relay_shared::protocol::{parse_client_frame, ClientOp, CloseReason, ErrorCode, ServerFrame};
 use relay_shared::topic::Topic;
 use serde_json::value::RawValue;
 use tracing::Instrument;
@@ -175,15 +175,7 @@ where
             m::subscriptions(-1.0);
         }
         m::connections(-1.0);
-        m::closed(match ctl.code() {
-            Some(close::DRAINING) => "draining",
-            Some(close::TOO_SLOW) => "too_slow",
-            Some(close::TOKEN_EXPIRED) => "token_expired",
-            Some(close::TOO_BIG) => "too_big",
-            Some(close::POLICY) => "policy",
-            Some(_) => "idle",
-            None => "client",
-        });
+        m::closed(ctl.reason().map_or("client", CloseReason::label));
     }
 }
 
@@ -216,7 +208,7 @@ impl Reader<'_> {
                         continue;
                     }
                     Verdict::Close => {
-                        self.ctl.close(close::POLICY);
+                        self.ctl.close(CloseReason::Policy);
                         return std::future::pending().await;
                     }
                 }
@@ -236,7 +228,7 @@ impl Reader<'_> {
                 Some(Err(e)) => {
                     if is_too_big(e) {
                         m::limit_hit("frame_size");
-                        self.ctl.close(close::TOO_BIG);
+                        self.ctl.close(CloseReason::TooBig);
                         return std::future::pending().await; // the writer sends the close
                     }
                     return;
@@ -547,18 +539,10 @@ impl<'a> Writer<'a> {
                     Err(_) => return,
                 }
             }
-            if let Some(code) = ctl.code() {
-                let reason = match code {
-                    close::DRAINING => "server draining, reconnect elsewhere",
-                    close::TOO_SLOW => "too slow: reconnect with since",
-                    close::TOKEN_EXPIRED => "token expired",
-                    close::TOO_BIG => "frame over the size limit",
-                    close::POLICY => "policy violation",
-                    _ => "idle",
-                };
+            if let Some(reason) = ctl.reason() {
                 let frame = CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from_static(reason),
+                    code: reason.code(),
+                    reason: Utf8Bytes::from_static(reason.reason()),
                 };
                 let close =
                     tokio::time::timeout(CLOSE_WAIT, sink.send(Message::Close(Some(frame))));

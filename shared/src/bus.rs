@@ -66,6 +66,17 @@ pub struct BusSettings {
     pub sharded: bool,
 }
 
+impl BusSettings {
+    /// The settings `config` names.
+    pub fn of(config: &crate::config::CommonConfig) -> Self {
+        Self {
+            history_size: config.history_size,
+            history_ttl: config.history_ttl,
+            sharded: config.redis_cluster(),
+        }
+    }
+}
+
 /// An accepted event's id and the epoch of its topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::handler::JobError;
+use crate::error::JobError;
 
 /// Levels of `job.log` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,42 +1,14 @@
 //! The `Handler` trait an application implements for each of its kinds,
-//! the errors a handler returns, and the registry of kinds.
+//! and the registry of kinds.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use relay_shared::jobs::model::valid_kind_name;
-use serde_json::Value;
-
 use crate::context::JobContext;
-
-/// What a handler returns: the job's result (any JSON), or why it failed.
-pub type JobResult = Result<Value, JobError>;
-
-/// Why an attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JobError {
-    /// Worth another attempt (after a backoff), while attempts remain.
-    #[error("{0}")]
-    Retryable(String),
-    /// Not worth retrying (bad input): the job fails now.
-    #[error("{0}")]
-    Fatal(String),
-    /// The handler stopped because its cancellation token fired.
-    #[error("cancelled")]
-    Cancelled,
-}
-
-impl JobError {
-    pub fn retryable(message: impl Into<String>) -> Self {
-        JobError::Retryable(message.into())
-    }
-
-    pub fn fatal(message: impl Into<String>) -> Self {
-        JobError::Fatal(message.into())
-    }
-}
+use crate::error::JobResult;
+use relay_shared::jobs::model::valid_kind_name;
 
 /// The work of one job kind.
 ///
@@ -122,11 +94,6 @@ impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// The built-in kinds: `sleep`, `stream`, `reconcile`.
-    pub fn builtins() -> Self {
-        crate::kinds::register_builtins(Self::new())
     }
 
     /// Adds (or replaces) the handler of a kind.

@@ -11,15 +11,16 @@
 //!
 //! ```no_run
 //! # async fn example(config: relay_shared::config::WorkerConfig) -> Result<(), Box<dyn std::error::Error>> {
-//! use relay_worker::{handler_fn, JobError, Progress, Registry, Worker};
+//! use relay_worker::{handler_fn, kinds, JobError, Progress, Worker};
 //!
-//! let registry = Registry::builtins().register("greet", handler_fn(|ctx| async move {
+//! let registry = kinds::builtins().register("greet", handler_fn(|ctx| async move {
 //!     let name = ctx.payload()["name"].as_str().ok_or_else(|| JobError::fatal("name is required"))?.to_string();
 //!     ctx.progress(Progress::percent(50.0).step("greeting")).await;
 //!     ctx.chunk(format!("hello, {name}")).await?;
 //!     Ok(serde_json::json!({ "greeted": name }))
 //! }))?;
-//! Worker::with_registry(config, registry).run(relay_shared::shutdown::on_signal()).await?;
+//! let listener = tokio::net::TcpListener::bind(config.metrics_listen).await?;
+//! Worker::with_registry(config, registry).run(listener, relay_shared::shutdown::on_signal()).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -39,15 +40,18 @@
 //!
 //! # Layout
 //!
-//! - [`handler`]: the [`Handler`] trait, [`JobError`], the [`Registry`] of kinds.
+//! - [`handler`]: the [`Handler`] trait and the [`Registry`] of kinds.
+//! - [`error`]: [`JobError`] and [`JobResult`], what an attempt comes to.
 //! - [`context`]: [`JobContext`]: payload, attempt, progress, logs, chunks, cancellation.
 //! - `runner`: pull loops, one attempt's life (`execute`), background duties
-//!   (lease renewal, reclaim, progress, heartbeat) and queue signals.
-//! - [`kinds`]: the built-in kinds `sleep`, `stream`, `reconcile`.
+//!   (lease renewal, reclaim, progress, instance report) and queue signals.
+//! - [`kinds`]: the built-in kinds `sleep`, `stream`, `reconcile`, and
+//!   [`kinds::builtins`], a registry of them.
 //! - `server`: `/metrics` and `/healthz`.
 //! - `metrics`: the worker's metric names.
 
 pub mod context;
+pub mod error;
 pub mod handler;
 pub mod kinds;
 mod metrics;
@@ -60,18 +64,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fred::interfaces::ClientLike;
-use relay_shared::bus::{Bus, BusSettings};
+use relay_shared::clock::now_ms;
 use relay_shared::config::WorkerConfig;
 use relay_shared::jobs::events::JobEvents;
 use relay_shared::jobs::store::StoreSettings;
-use relay_shared::jobs::{now_ms, Queue, Store, StoreError};
+use relay_shared::jobs::{Queue, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use context::{JobContext, LogLevel};
-pub use handler::{handler_fn, BadKind, Handler, JobError, JobResult, Registry};
+pub use error::{JobError, JobResult};
+pub use handler::{handler_fn, BadKind, Handler, Registry};
 pub use relay_shared::jobs::model::Progress;
 pub use runner::STOP_GRACE;
 
@@ -81,24 +86,27 @@ pub enum WorkerError {
     /// `RELAY_WORKER_KINDS` names a kind no handler is registered for.
     #[error("RELAY_WORKER_KINDS: unknown kind {0:?} (known: {1})")]
     UnknownKind(String, String),
-    #[error("RELAY_METRICS_LISTEN: cannot listen on {0}: {1}")]
-    Bind(std::net::SocketAddr, std::io::Error),
     #[error("RELAY_REDIS_URL: {0}")]
     Redis(String),
     #[error("RELAY_DATABASE_URL: {0}")]
     Store(#[from] StoreError),
 }
 
-impl WorkerError {
-    /// Whether this is a configuration error (exit code 64).
-    pub fn is_config(&self) -> bool {
-        !matches!(self, WorkerError::Bind(..))
+/// Every start-up error names a setting (exit code 64).
+impl relay_shared::process::Fatal for WorkerError {
+    fn is_config(&self) -> bool {
+        true
     }
 }
 
-/// Runs the worker with the built-in kinds until `shutdown` fires.
-pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    Worker::new(config).run(shutdown).await
+/// Runs the worker with the built-in kinds, `/metrics` and `/healthz` on
+/// `listener`, until `shutdown` fires.
+pub async fn run(
+    listener: TcpListener,
+    config: WorkerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    Worker::new(config).run(listener, shutdown).await
 }
 
 /// A worker: configuration plus the kinds it can run.
@@ -112,7 +120,7 @@ impl Worker {
     pub fn new(config: WorkerConfig) -> Self {
         Self {
             config,
-            registry: Registry::builtins(),
+            registry: kinds::builtins(),
         }
     }
 
@@ -121,18 +129,9 @@ impl Worker {
         Self { config, registry }
     }
 
-    /// Binds `RELAY_METRICS_LISTEN` and runs until `shutdown` fires.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let addr = self.config.metrics_listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| WorkerError::Bind(addr, e))?;
-        self.serve(listener, shutdown).await
-    }
-
     /// Runs with `/metrics` and `/healthz` on `listener` until `shutdown`
     /// fires, then drains within `RELAY_SHUTDOWN_GRACE`.
-    pub async fn serve(
+    pub async fn run(
         self,
         listener: TcpListener,
         shutdown: CancellationToken,
@@ -149,27 +148,11 @@ impl Worker {
         let id = config.common.instance_id("worker");
         let prometheus = relay_shared::telemetry::install_metrics("worker", &id);
 
-        let client = relay_shared::redis::client(&config.common.redis_url)
+        let redis = relay_shared::redis::connect(&config.common)
+            .await
             .map_err(|e| WorkerError::Redis(e.to_string()))?;
-        let subscriber = relay_shared::redis::subscriber(&config.common.redis_url)
-            .map_err(|e| WorkerError::Redis(e.to_string()))?;
-        let wait = Duration::from_secs(2);
-        let (up, _) = tokio::join!(
-            relay_shared::redis::connect(&client, wait),
-            relay_shared::redis::connect(&subscriber, wait)
-        );
-        if !up {
-            tracing::warn!("redis is not reachable yet; the worker keeps trying");
-        }
-        let sharded = config.common.redis_cluster();
-        let bus = Bus::new(
-            client.clone(),
-            BusSettings {
-                history_size: config.common.history_size,
-                history_ttl: config.common.history_ttl,
-                sharded,
-            },
-        );
+        let client = redis.client().clone();
+        let sharded = redis.bus.settings().sharded;
         let concurrency = config.concurrency.get();
         let store = Store::new(&StoreSettings {
             url: config.common.database_url.clone(),
@@ -189,7 +172,7 @@ impl Worker {
             id: id.clone(),
             store,
             queue: Queue::new(client.clone(), sharded),
-            events: JobEvents::new(bus),
+            events: JobEvents::new(redis.bus),
             registry: self.registry,
             kinds: kinds.clone(),
             concurrency,
@@ -213,7 +196,7 @@ impl Worker {
             core.clone(),
             duties_stop.clone(),
         ));
-        runner::spawn_signals(&core, subscriber, &tasks, &duties_stop);
+        runner::spawn_signals(&core, redis.subscriber, &tasks, &duties_stop);
         runner::spawn_duties(&core, &tasks, &duties_stop);
         let pulls = TaskTracker::new();
         for kind in &kinds {

@@ -232,28 +232,13 @@ pub fn events_json(out: &mut String, events: &[(Topic, StoredEvent)]) {
 
 /// Notes a polling client in the cluster-wide list of the last minute.
 async fn seen(state: &AppState, identity: &Identity, parts: &Parts) {
-    use fred::prelude::*;
     let addr = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string());
     let member = format!("{}@{}", identity.sub, addr.unwrap_or_default());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as f64)
-        .unwrap_or(0.0);
-    let _: Result<(), _> = state
-        .bus
-        .client()
-        .zadd(
-            relay_shared::keys::POLLERS,
-            None,
-            None,
-            false,
-            false,
-            (now, member),
-        )
-        .await;
+    let now = relay_shared::clock::now_ms();
+    let _ = relay_shared::instances::note_poller(state.bus.client(), &member, now).await;
 }
 
 /// Events after the cursor, waiting up to `wait` seconds when there are none.

@@ -23,11 +23,7 @@ struct Api {
 }
 
 fn token(sub: &str, admin: bool) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3600;
+    let exp = relay_shared::clock::now_secs() + 3600;
     let claims = json!({ "sub": sub, "exp": exp, "admin": admin });
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
@@ -58,9 +54,9 @@ impl Api {
             "4096",
         ];
         let config = relay_shared::config::parse::<GatewayConfig, _, _>(args).unwrap();
-        let auth = Arc::new(Authenticator::new(&config.common, &config.api_keys.0).unwrap());
+        let auth = Arc::new(Authenticator::new(&config.auth, &config.api_keys.0).unwrap());
         let client = relay_shared::redis::client(&redis_url).unwrap();
-        assert!(relay_shared::redis::connect(&client, Duration::from_secs(5)).await);
+        assert!(relay_shared::redis::connect_within(&client, Duration::from_secs(5)).await);
         let bus = Bus::new(
             client,
             BusSettings {

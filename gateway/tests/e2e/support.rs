@@ -1,6 +1,6 @@
 //! Builders and assertions shared by the end-to-end tests.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use relay_testkit::{GatewayBuilder, TestGateway, TestRedis};
 use serde_json::Value;
@@ -43,13 +43,7 @@ pub(crate) fn seq_of(event: &Value) -> u64 {
         .unwrap_or_else(|| panic!("event without data.seq: {event}"))
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
+pub(crate) use relay_shared::clock::now_ms;
 
 /// Publishes `{"seq": i}` for every `i` in `seqs` through `gw`, in order;
 /// returns the event ids.

@@ -48,11 +48,3 @@ pub fn new_token() -> String {
     let bytes: [u8; 16] = rand::random();
     hex::encode(bytes)
 }
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}

@@ -10,9 +10,10 @@ pub mod stream;
 
 use crate::handler::Registry;
 
-/// Adds the built-in kinds to a registry.
-pub(crate) fn register_builtins(registry: Registry) -> Registry {
-    registry
+/// A registry of the built-in kinds: `sleep`, `stream`, `reconcile`; an
+/// application registers its own kinds on top.
+pub fn builtins() -> Registry {
+    Registry::new()
         .insert("sleep", sleep::Sleep)
         .insert("stream", stream::Stream)
         .insert("reconcile", reconcile::Reconcile)

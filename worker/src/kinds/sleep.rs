@@ -8,7 +8,8 @@ use relay_shared::jobs::kinds::{validate, SleepPayload};
 use serde_json::json;
 
 use crate::context::JobContext;
-use crate::handler::{Handler, JobError, JobResult};
+use crate::error::{JobError, JobResult};
+use crate::handler::Handler;
 use crate::Progress;
 
 /// The `sleep` kind.

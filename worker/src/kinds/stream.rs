@@ -8,7 +8,8 @@ use relay_shared::jobs::kinds::{validate, StreamPayload};
 use serde_json::json;
 
 use crate::context::JobContext;
-use crate::handler::{Handler, JobError, JobResult};
+use crate::error::{JobError, JobResult};
+use crate::handler::Handler;
 use crate::Progress;
 
 /// The `stream` kind.

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::*;
-use relay_shared::jobs::{now_ms, outbox};
-use relay_shared::keys::INSTANCES;
-use serde_json::json;
+use relay_shared::clock::now_ms;
+use relay_shared::instances::{self, InstanceReport, WorkerReport};
+use relay_shared::jobs::outbox;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -26,7 +26,7 @@ pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// How often the outbox is swept for terminal events their writer did not publish.
 pub(crate) const OUTBOX_EVERY: Duration = Duration::from_secs(2);
 /// How often the worker reports itself and its queues' depth.
-pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const HEARTBEAT_EVERY: Duration = instances::REPORT_EVERY;
 
 /// Starts every duty on `tasks`; they end when `stop` fires.
 pub(crate) fn spawn_duties(core: &Arc<Core>, tasks: &TaskTracker, stop: &CancellationToken) {
@@ -172,25 +172,21 @@ async fn flush_progress(core: &Core) {
     }
 }
 
-/// Reports this worker in `relay:instances` and its kinds' queue depth as gauges.
+/// Reports this worker (an [`InstanceReport`]) and its kinds' queue depth as gauges.
 async fn heartbeat(core: &Core) {
     let running = core.running_count();
     metrics::running(running, core.concurrency);
-    let entry = json!({
-        "role": "worker",
-        "id": core.id,
-        "kinds": core.kinds,
-        "running": running,
-        "concurrency": core.concurrency,
-        "started_at_ms": core.started_at_ms,
-        "seen_ms": now_ms(),
+    let report = InstanceReport::Worker(WorkerReport {
+        id: core.id.clone(),
+        kinds: core.kinds.clone(),
+        running: running as u64,
+        concurrency: core.concurrency as u64,
+        started_at_ms: core.started_at_ms,
+        seen_ms: now_ms(),
     });
     let client = core.queue.client();
     if client.is_connected() {
-        let r: Result<i64, _> = client
-            .hset(INSTANCES, (core.id.as_str(), entry.to_string()))
-            .await;
-        if let Err(e) = r {
+        if let Err(e) = instances::write(client, &report).await {
             tracing::debug!(error = %e, "heartbeat not written");
         }
     }
@@ -208,10 +204,9 @@ async fn heartbeat(core: &Core) {
     }
 }
 
-/// Removes this worker from `relay:instances` (on shutdown).
+/// Removes this worker's report (on shutdown).
 pub(crate) async fn deregister(core: &Core) {
-    let r: Result<i64, _> = core.queue.client().hdel(INSTANCES, core.id.as_str()).await;
-    if let Err(e) = r {
+    if let Err(e) = instances::forget(core.queue.client(), &core.id).await {
         tracing::debug!(error = %e, "instance entry not removed");
     }
 }

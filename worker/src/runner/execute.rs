@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use super::{Core, RunningJob, StopReason, TROUBLE_PAUSE};
 use crate::context::{Inner, JobContext, ProgressSlot};
-use crate::handler::{JobError, JobResult};
+use crate::error::{JobError, JobResult};
 use crate::metrics;
 
 /// How long a handler told to stop may take before it is dropped.

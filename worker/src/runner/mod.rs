@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use relay_shared::clock::now_ms;
 use relay_shared::jobs::events::JobEvents;
-use relay_shared::jobs::{now_ms, Queue, Store};
+use relay_shared::jobs::{Queue, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

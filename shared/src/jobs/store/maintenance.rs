@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::jobs::{record, ENTRY_COLUMNS, RECORD_COLUMNS};
+use super::records::{record, ENTRY_COLUMNS, RECORD_COLUMNS};
 use super::{Cursor, QueueEntry, Store, StoreError};
 use crate::jobs::model::JobRecord;
 

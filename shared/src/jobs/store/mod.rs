@@ -7,12 +7,20 @@
 //! starting at once migrate once. Until the migration has run, every call
 //! first tries to run it, so a process that started before PostgreSQL was
 //! reachable recovers by itself.
+//!
+//! - `records`: rows as records, queue entries, attempt starts and ends.
+//! - `jobs`: reading, listing and every state transition of a job.
+//! - `writers`: the group-commit writers of the hot transitions, on `batch`.
+//! - `maintenance`: the sweeps' queries and the dead-letter list.
+//! - `uploads`: uploaded files, in chunks.
 
 mod batch;
 mod jobs;
 mod maintenance;
 mod outbox;
+mod records;
 mod uploads;
+mod writers;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,8 +31,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio::sync::Mutex;
 use tokio_postgres::NoTls;
 
-pub use jobs::{Cursor, Ended, ListFilter, QueueEntry, Started, Terminal};
 pub use outbox::Unannounced;
+pub use records::{Cursor, Ended, ListFilter, QueueEntry, Started, Terminal};
 pub use uploads::{UploadMeta, CHUNK_BYTES};
 
 mod embedded {
@@ -117,7 +125,7 @@ pub struct StoreSettings {
 #[derive(Clone)]
 pub struct Store {
     core: Arc<Core>,
-    batches: Arc<jobs::Batches>,
+    batches: Arc<writers::Batches>,
     outbox: Arc<outbox::OutboxBatch>,
 }
 
@@ -180,7 +188,7 @@ impl Store {
             migrate_lock: Mutex::new(()),
         });
         Ok(Self {
-            batches: Arc::new(jobs::Batches::new(&core)),
+            batches: Arc::new(writers::Batches::new(&core)),
             outbox: Arc::new(outbox::OutboxBatch::new(&core)),
             core,
         })

@@ -18,6 +18,23 @@ use super::batch::{BatchSettings, Batcher};
 use super::{Core, Store, StoreError, OUTBOX_CLAIM};
 use crate::jobs::model::JobState;
 
+/// A statement part queueing the event of every row of `ended` in the
+/// outbox, claimed by the writer for [`OUTBOX_CLAIM`] (parameter `$param`
+/// of the statement: the claim in milliseconds).
+pub(super) fn outbox_insert(param: usize) -> String {
+    format!(
+        "outboxed AS (
+            INSERT INTO job_outbox (job_id, claimed_until)
+            SELECT id, now() + ${param}::int8 * interval '1 millisecond' FROM ended
+         )"
+    )
+}
+
+/// [`OUTBOX_CLAIM`] in milliseconds, as a statement parameter.
+pub(super) fn outbox_claim_ms() -> i64 {
+    OUTBOX_CLAIM.as_millis() as i64
+}
+
 /// An ended job whose event is still in the outbox, as a sweep claimed it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unannounced {

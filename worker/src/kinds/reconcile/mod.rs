@@ -27,7 +27,8 @@ use serde_json::Value;
 use self::input::{open_csv, ChunkReader, SourceState};
 use self::matcher::{Hooks, MatchError, Spec, PHASE_LOAD};
 use crate::context::JobContext;
-use crate::handler::{Handler, JobError, JobResult};
+use crate::error::{JobError, JobResult};
+use crate::handler::Handler;
 use crate::Progress;
 
 /// How often progress is published while matching.

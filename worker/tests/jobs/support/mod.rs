@@ -32,7 +32,7 @@ impl Harness {
         let pg = TestPostgres::start();
         let client = relay_shared::redis::client(&redis.url()).unwrap();
         assert!(
-            relay_shared::redis::connect(&client, Duration::from_secs(5)).await,
+            relay_shared::redis::connect_within(&client, Duration::from_secs(5)).await,
             "redis"
         );
         let bus = Bus::new(
