@@ -43,8 +43,10 @@
 //! - [`handler`]: the [`Handler`] trait and the [`Registry`] of kinds.
 //! - [`error`]: [`JobError`] and [`JobResult`], what an attempt comes to.
 //! - [`context`]: [`JobContext`]: payload, attempt, progress, logs, chunks, cancellation.
-//! - `runner`: pull loops, one attempt's life (`execute`), background duties
-//!   (lease renewal, reclaim, progress, instance report) and queue signals.
+//! - `runner`: pull loops, running one attempt's handler (`execute`; the
+//!   rules of an attempt are the shared engine's,
+//!   `relay_shared::jobs::attempt`), background duties (lease renewal,
+//!   reclaim, progress, outbox, instance report) and queue signals.
 //! - [`kinds`]: the built-in kinds `sleep`, `stream`, `reconcile`, and
 //!   [`kinds::builtins`], a registry of them.
 //! - `server`: `/metrics` and `/healthz`.
@@ -66,6 +68,7 @@ use std::time::Duration;
 use fred::interfaces::ClientLike;
 use relay_shared::clock::now_ms;
 use relay_shared::config::WorkerConfig;
+use relay_shared::jobs::attempt::{Engine, EngineSettings};
 use relay_shared::jobs::events::JobEvents;
 use relay_shared::jobs::store::StoreSettings;
 use relay_shared::jobs::{Queue, Store, StoreError};
@@ -77,8 +80,8 @@ use tokio_util::task::TaskTracker;
 pub use context::{JobContext, LogLevel};
 pub use error::{JobError, JobResult};
 pub use handler::{handler_fn, BadKind, Handler, Registry};
+pub use relay_shared::jobs::attempt::STOP_GRACE;
 pub use relay_shared::jobs::model::Progress;
-pub use runner::STOP_GRACE;
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -170,13 +173,15 @@ impl Worker {
         });
         let core = Arc::new(runner::Core {
             id: id.clone(),
-            store,
-            queue: Queue::new(client.clone(), sharded),
-            events: JobEvents::new(redis.bus),
+            engine: Engine::new(
+                store,
+                Queue::new(client.clone(), sharded),
+                JobEvents::new(redis.bus),
+                EngineSettings::local(config.job_lease),
+            ),
             registry: self.registry,
             kinds: kinds.clone(),
             concurrency,
-            lease: config.job_lease,
             slots: Arc::new(Semaphore::new(concurrency)),
             running: Mutex::new(HashMap::new()),
             wake: kinds.iter().map(|k| (k.clone(), Arc::default())).collect(),
@@ -185,7 +190,7 @@ impl Worker {
             jobs: TaskTracker::new(),
             started_at_ms: now_ms(),
         });
-        if let Err(e) = core.queue.register_kinds(&kinds).await {
+        if let Err(e) = core.engine.queue.register_kinds(&kinds).await {
             tracing::warn!(error = %e, "kinds not registered yet; the heartbeat will");
         }
         tracing::info!(worker = %id, kinds = ?kinds, concurrency, lease = ?config.job_lease, "worker started");

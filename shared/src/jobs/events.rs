@@ -80,6 +80,16 @@ impl Ending<'_> {
     }
 }
 
+/// The data of a `job.log` event.
+pub fn log_data(level: &str, message: String) -> Value {
+    json!({ "level": level, "message": message })
+}
+
+/// The data of a `job.chunk` event.
+pub fn chunk_data(seq: u64, text: String) -> Value {
+    json!({ "seq": seq, "text": text })
+}
+
 /// `data` (an object) with the job's id, and its kind when given.
 fn named(mut data: Value, id: &str, kind: Option<&str>) -> Value {
     if let Value::Object(map) = &mut data {

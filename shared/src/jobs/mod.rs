@@ -21,9 +21,11 @@
 //! - [`queue`]: the Redis queue: leases, retries, delays, priorities, cancellation (Lua scripts in `lua/`).
 //! - [`events`]: publishing job events to `job:{id}`, `user:{owner}` and `jobs`.
 //! - [`outbox`]: terminal events announced once, by their writer or a sweep.
+//! - [`attempt`]: the rules of one attempt, for the Rust worker and workers over HTTP.
 //! - [`backoff`]: exponential backoff with jitter.
 //! - [`service`]: [`Jobs`]: submit, cancel, re-drive and the sweeps, on top of the three.
 
+pub mod attempt;
 pub mod backoff;
 pub mod events;
 pub mod kinds;

@@ -9,6 +9,7 @@
 //! - [`outbox`]: the terminal event survives a worker killed or Redis stopped after the end.
 //! - [`order`]: priorities, and graceful shutdown giving jobs back.
 //! - [`outage`]: PostgreSQL stopped and started again.
+//! - [`remote`]: the shared attempt engine as a worker over HTTP uses it.
 //! - [`reconcile`]: the `reconcile` kind against counts computed here.
 //! - [`rest`]: the job API through a real gateway process.
 
@@ -20,5 +21,6 @@ mod order;
 mod outage;
 mod outbox;
 mod reconcile;
+mod remote;
 mod rest;
 mod support;

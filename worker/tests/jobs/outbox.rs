@@ -77,7 +77,7 @@ async fn a_worker_killed_after_recording_the_end_loses_no_terminal_event() {
         .await;
 
     // The end is in PostgreSQL, its event not yet anywhere: the window.
-    let job = h.wait_end(&id, T).await;
+    let job = h.wait_recorded(&id, T).await;
     assert_eq!(job.state, JobState::Completed);
     eventually!(T, doomed.log().contains("failpoint reached"));
     assert_eq!(terminal_events(&h.events(&id).await), Vec::<String>::new());
@@ -122,7 +122,7 @@ async fn redis_stopped_after_the_end_was_recorded_loses_no_terminal_event() {
             json!({"max_attempts": 1}),
         )
         .await;
-    assert_eq!(h.wait_end(&id, T).await.state, JobState::Failed);
+    assert_eq!(h.wait_recorded(&id, T).await.state, JobState::Failed);
     eventually!(T, worker.log().contains("failpoint reached"));
     assert_eq!(outbox_len(&h).await, 1);
 

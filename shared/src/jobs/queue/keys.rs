@@ -19,7 +19,8 @@ pub fn active(kind: &str) -> String {
 
 /// Prefix of the per-job hashes (`a` attempts, `m` max attempts, `p`
 /// priority, `t` timeout ms, `k` lease token, `w` worker, `c` cancel asked,
-/// `x` attempts exhausted).
+/// `x` attempts exhausted, `st` the lease's start ms, `s` the attempt's
+/// next chunk `seq`).
 pub fn job_prefix(kind: &str) -> String {
     format!("relay:{{q:{kind}}}:j:")
 }

@@ -25,7 +25,8 @@ while i <= #ARGV do
     local attempt = tonumber(f[1])
     -- An exhausted job is handed out only to be failed: no attempt is counted.
     if f[5] ~= '1' then attempt = redis.call('HINCRBY', key, 'a', 1) end
-    redis.call('HSET', key, 'k', ARGV[i], 'w', ARGV[3])
+    -- A new lease: its start time (for timeouts) and its chunks from 0.
+    redis.call('HSET', key, 'k', ARGV[i], 'w', ARGV[3], 'st', now, 's', 0)
     redis.call('ZADD', KEYS[3], deadline, id)
     table.insert(jobs, {id, ARGV[i], attempt, tonumber(f[2]), tonumber(f[3]), f[4] or '0', f[5] or '0'})
     i = i + 1
