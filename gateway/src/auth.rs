@@ -137,7 +137,7 @@ struct Claims {
 }
 
 /// Why a request was not authenticated.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
     #[error("missing token")]
     Missing,
@@ -234,24 +234,26 @@ impl Authenticator {
         })
     }
 
-    /// Authenticates an end-user request (token in the header or the query).
-    pub fn user(&self, parts: &Parts) -> Result<Identity, AuthError> {
+    /// Authenticates an end user by the token their request carries (see
+    /// [`token_of`]).
+    pub fn user(&self, token: Option<&str>) -> Result<Identity, AuthError> {
         if self.mode == AuthMode::Off {
             return Ok(Identity::anonymous_admin());
         }
-        let token = bearer(parts)
-            .or_else(|| query_token(parts))
-            .ok_or(AuthError::Missing)?;
-        self.verify(&token)
+        self.verify(token.ok_or(AuthError::Missing)?)
     }
 
-    /// Authenticates a server request: an API key, or an admin token.
-    pub fn server(&self, parts: &Parts) -> Result<Identity, AuthError> {
+    /// Authenticates a server caller: its API key when it sends one, else
+    /// its token (`user`), which must be an admin's.
+    pub fn server(
+        &self,
+        api_key: Option<&[u8]>,
+        user: impl FnOnce() -> Result<Identity, AuthError>,
+    ) -> Result<Identity, AuthError> {
         if self.mode == AuthMode::Off {
             return Ok(Identity::anonymous_admin());
         }
-        if let Some(key) = parts.headers.get("x-api-key") {
-            let key = key.as_bytes();
+        if let Some(key) = api_key {
             // Compare with every key, in constant time for each.
             let ok = self
                 .api_keys
@@ -263,7 +265,7 @@ impl Authenticator {
                 Err(AuthError::BadApiKey)
             };
         }
-        let id = self.user(parts)?;
+        let id = user()?;
         if id.admin {
             Ok(id)
         } else {
@@ -272,6 +274,11 @@ impl Authenticator {
             ))
         }
     }
+}
+
+/// The token a request carries: `Authorization: Bearer`, else `?token=`.
+pub fn token_of(parts: &Parts) -> Option<String> {
+    bearer(parts).or_else(|| query_token(parts))
 }
 
 fn bearer(parts: &Parts) -> Option<String> {

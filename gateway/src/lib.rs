@@ -41,13 +41,18 @@ pub mod ws;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
 use relay_shared::config::{AuthMode, GatewayConfig};
 use relay_shared::redis::Redis;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Authenticator;
 use crate::hub::Hub;
@@ -73,27 +78,29 @@ const FORGET_IDLE_EVERY: Duration = Duration::from_secs(60);
 /// How long background tasks get to stop after the drain.
 const BACKGROUND_STOP_WAIT: Duration = Duration::from_secs(1);
 
-/// The gateway's routes over its state, with the job routes (which carry
-/// their own state) merged in under the same limits.
-pub fn router(state: AppState, jobs: Option<Router>) -> Router {
+/// Every documented route, each with its documentation, over the
+/// gateway's state.
+pub fn api(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(http::routes())
+        .routes(routes!(status::status))
+        .merge(jobs::routes(max_upload_bytes))
+}
+
+/// The gateway's routes over its state, under its limits: the documented
+/// API, the WebSocket upgrade, `/metrics` and `/openapi.json`.
+pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes as usize;
-    let events = Router::new()
-        .route("/v1/ws", get(ws::upgrade))
-        .route("/v1/poll", get(http::poll::poll))
-        .route("/v1/sse", get(http::sse::sse))
-        .route("/v1/send", post(http::publish::send))
-        .route("/v1/publish", post(http::publish::publish))
-        .route("/v1/broadcast", post(http::publish::broadcast))
-        .route("/v1/status", get(status::status))
-        .route("/healthz", get(http::ops::healthz))
-        .route("/readyz", get(http::ops::readyz))
+    let (api, doc) = api(state.config.max_upload_bytes).split_for_parts();
+    let doc = Bytes::from(doc.to_json().unwrap_or_default());
+    api.route("/v1/ws", get(ws::upgrade))
         .route("/metrics", get(http::ops::metrics))
-        .route("/openapi.json", get(http::ops::openapi))
+        .route(
+            "/openapi.json",
+            get(move || std::future::ready(([(CONTENT_TYPE, "application/json")], doc.clone()))),
+        )
         .fallback(|| async { http::error::ApiError::not_found("no such endpoint") })
-        .with_state(state.clone());
-    // Route-level body limits (uploads) take precedence over this default.
-    events
-        .merge(jobs.unwrap_or_default())
+        // Route-level body limits (uploads) take precedence over this default.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::ratelimit::limit,
@@ -101,6 +108,7 @@ pub fn router(state: AppState, jobs: Option<Router>) -> Router {
         .layer(axum::middleware::from_fn(http::timing::time))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(cors(&state.config.allowed_origins))
+        .with_state(state)
 }
 
 /// CORS for browsers calling the HTTP API: the allowed origins (any when
@@ -142,14 +150,14 @@ pub async fn run(
     let redis = relay_shared::redis::connect(&config.common)
         .await
         .map_err(|e| RunError::Config(format!("RELAY_REDIS_URL: {e}")))?;
-    let (state, jobs) = build_state(config, &redis).await?;
+    let state = build_state(config, &redis).await?;
     let background = Background::start(&state, redis);
     background.serve_metrics(&state, &listener).await?;
     tracing::info!(addr = ?listener.local_addr().ok(), instance = %state.instance, "gateway listening");
     let clients = TaskTracker::new();
     let server = tokio::spawn(serve::serve(
         listener,
-        router(state.clone(), Some(jobs.router())),
+        router(state.clone()),
         state.config.handshake_timeout,
         state.shutdown.clone(),
         clients.clone(),
@@ -163,10 +171,7 @@ pub async fn run(
 
 /// Metrics, authentication, limits, the hub, the job API: everything the
 /// handlers share.
-async fn build_state(
-    config: GatewayConfig,
-    redis: &Redis,
-) -> Result<(AppState, jobs::JobsApi), RunError> {
+async fn build_state(config: GatewayConfig, redis: &Redis) -> Result<AppState, RunError> {
     let instance = config.common.instance_id("gateway");
     let metrics = relay_shared::telemetry::install_metrics("gateway", &instance);
     crate::metrics::describe();
@@ -178,7 +183,7 @@ async fn build_state(
     let auth =
         Arc::new(Authenticator::new(&config.auth, &config.api_keys.0).map_err(RunError::Config)?);
     let bus = redis.bus.clone();
-    let jobs = jobs::JobsApi::connect(&config, bus.clone(), auth.clone())
+    let jobs = jobs::JobsApi::connect(&config, bus.clone())
         .await
         .map_err(|e| RunError::Config(format!("RELAY_DATABASE_URL: {e}")))?;
     let drain = CancellationToken::new();
@@ -191,12 +196,12 @@ async fn build_state(
         auth,
         metrics,
         shutdown: drain,
-        jobs: Some(Arc::new(jobs.clone()) as Arc<dyn state::JobDirectory>),
+        jobs,
         tracker: TaskTracker::new(),
         limits,
         config,
     });
-    Ok((state, jobs))
+    Ok(state)
 }
 
 /// The gateway's own tasks: the pub/sub reader, the connection sweeper,

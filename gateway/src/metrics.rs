@@ -97,14 +97,12 @@ pub fn describe() {
 }
 
 /// Records the outcome of a readiness check.
-pub fn readiness(ready: bool, redis: bool, pubsub: bool, postgres: Option<bool>) {
+pub fn readiness(ready: bool, redis: bool, pubsub: bool, postgres: bool) {
     let v = |b: bool| if b { 1.0 } else { 0.0 };
     gauge!(READY).set(v(ready));
     gauge!(DEPENDENCY_UP, "dependency" => "redis").set(v(redis));
     gauge!(DEPENDENCY_UP, "dependency" => "pubsub").set(v(pubsub));
-    if let Some(pg) = postgres {
-        gauge!(DEPENDENCY_UP, "dependency" => "postgres").set(v(pg));
-    }
+    gauge!(DEPENDENCY_UP, "dependency" => "postgres").set(v(postgres));
 }
 
 pub fn ws_error(code: ErrorCode) {

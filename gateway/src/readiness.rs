@@ -19,8 +19,7 @@ pub struct Readiness {
     pub draining: bool,
     pub redis: bool,
     pub pubsub: bool,
-    /// `None` without a job database.
-    pub postgres: Option<bool>,
+    pub postgres: bool,
 }
 
 /// Checks every dependency (each within a second) and records the outcome
@@ -32,15 +31,10 @@ pub async fn readiness(state: &AppState) -> Readiness {
             .await
             .is_ok_and(|r| r.is_ok());
     let pubsub = state.hub.pubsub_up();
-    let postgres = match &state.jobs {
-        Some(jobs) => Some(
-            tokio::time::timeout(CHECK_WAIT, jobs.ready())
-                .await
-                .unwrap_or(false),
-        ),
-        None => None,
-    };
-    let ready = !draining && redis && pubsub && postgres.unwrap_or(true);
+    let postgres = tokio::time::timeout(CHECK_WAIT, state.jobs.ready())
+        .await
+        .unwrap_or(false);
+    let ready = !draining && redis && pubsub && postgres;
     crate::metrics::readiness(ready, redis, pubsub, postgres);
     Readiness {
         ready,

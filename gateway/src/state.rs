@@ -1,11 +1,13 @@
-//! The gateway's shared state, handed to every handler.
+//! The gateway's one shared state, handed to every handler. Handlers of
+//! one concern take only their part of it (`State<JobsApi>`,
+//! `Arc<Authenticator>` for the [`Caller`](crate::http::caller::Caller)),
+//! reached through axum's `FromRef`.
 
-use std::future::Future;
 use std::ops::Deref;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use relay_shared::bus::Bus;
 use relay_shared::config::GatewayConfig;
@@ -17,21 +19,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{Access, Authenticator, Identity};
 use crate::hub::Hub;
+use crate::jobs::JobsApi;
 use crate::limits::Limits;
-
-/// What the gateway needs from the job system: who owns a job, and whether
-/// its database answers.
-pub trait JobDirectory: Send + Sync {
-    /// The owner (`sub`) of a job, `None` if there is no such job.
-    fn owner<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, ErrorCode>> + Send + 'a>>;
-    /// Whether the job database answers right now.
-    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
-    /// Queue depths and workers for `/v1/status`.
-    fn status(&self) -> Pin<Box<dyn Future<Output = serde_json::Value> + Send + '_>>;
-}
 
 /// What the state is built from.
 pub struct StateParts {
@@ -47,7 +36,8 @@ pub struct StateParts {
     pub metrics: PrometheusHandle,
     /// Cancelled when the gateway starts draining.
     pub shutdown: CancellationToken,
-    pub jobs: Option<Arc<dyn JobDirectory>>,
+    /// The job API: records, queue, uploads, dead letters.
+    pub jobs: JobsApi,
     /// Tracks long-lived client tasks (WebSocket sessions, SSE streams) for the drain.
     pub tracker: TaskTracker,
     pub limits: Arc<Limits>,
@@ -121,16 +111,23 @@ impl AppState {
         match identity.read_access(topic) {
             Access::Allowed => Ok(()),
             Access::Denied => Err((ErrorCode::Forbidden, "not allowed to read this topic")),
-            Access::IfJobOwner(id) => {
-                let Some(jobs) = &self.jobs else {
-                    return Err((ErrorCode::Forbidden, "not allowed to read this job"));
-                };
-                match jobs.owner(&id).await {
-                    Ok(Some(owner)) if owner == *identity.sub => Ok(()),
-                    Ok(_) => Err((ErrorCode::Forbidden, "not allowed to read this job")),
-                    Err(code) => Err((code, "could not check the job's owner")),
-                }
-            }
+            Access::IfJobOwner(id) => match self.jobs.job_owner(&id).await {
+                Ok(Some(owner)) if owner == *identity.sub => Ok(()),
+                Ok(_) => Err((ErrorCode::Forbidden, "not allowed to read this job")),
+                Err(e) => Err((e.code, "could not check the job's owner")),
+            },
         }
+    }
+}
+
+impl FromRef<AppState> for JobsApi {
+    fn from_ref(state: &AppState) -> JobsApi {
+        state.jobs.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Arc<Authenticator> {
+        state.auth.clone()
     }
 }

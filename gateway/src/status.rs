@@ -3,12 +3,12 @@
 //! report, the queues, and the polling clients of the last minute.
 
 use axum::extract::State;
-use axum::http::request::Parts;
 use axum::Json;
 use relay_shared::clock::now_ms;
 use relay_shared::instances::{self, GatewayReport, InstanceReport, REPORT_EVERY};
 use tokio_util::sync::CancellationToken;
 
+use crate::http::caller::Caller;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -45,14 +45,14 @@ pub async fn reporter(state: AppState, stop: CancellationToken) {
 }
 
 /// Cluster-wide status: gateways, workers, queues, polling clients seen in the last minute.
-#[utoipa::path(get, path = "/v1/status",
+#[utoipa::path(get, path = "/v1/status", tag = "operations",
     responses((status = 200, description = "gateways, workers, queues, pollers"), (status = 401), (status = 503)),
     security(("api_key" = [])))]
 pub async fn status(
     State(state): State<AppState>,
-    parts: Parts,
+    caller: Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.auth.server(&parts)?;
+    caller.server()?;
     if !state.bus.is_connected() {
         return Err(ApiError::unavailable("redis is unavailable"));
     }
@@ -66,10 +66,7 @@ pub async fn status(
             .into_iter()
             .partition(|r| matches!(r, InstanceReport::Gateway(_)));
     let pollers = instances::count_pollers(client, now).await.unwrap_or(0);
-    let queues = match &state.jobs {
-        Some(jobs) => jobs.status().await,
-        None => serde_json::json!([]),
-    };
+    let queues = state.jobs.queue_stats().await;
     Ok(Json(serde_json::json!({
         "gateways": gateways,
         "workers": workers,

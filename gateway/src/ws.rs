@@ -31,6 +31,7 @@ use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use crate::auth::Identity;
+use crate::http::caller::Caller;
 use crate::http::error::ApiError;
 use crate::hub::{shed, ConnCtl, Outbound, Replay, Subscriber};
 use crate::limits::{Verdict, WsRate};
@@ -56,11 +57,12 @@ const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// The upgrade handler: authenticate, admit, then run the session.
 pub async fn upgrade(
     State(state): State<AppState>,
+    caller: Caller,
     ws: WebSocketUpgrade,
     parts: Parts,
 ) -> Response {
-    let identity = match state.auth.user(&parts) {
-        Ok(id) => id,
+    let identity = match caller.user() {
+        Ok(id) => id.clone(),
         Err(e) => return ApiError::from(e).into_response(),
     };
     if let Some(origin) = parts.headers.get(axum::http::header::ORIGIN) {

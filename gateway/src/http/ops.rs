@@ -1,23 +1,22 @@
-//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! `/healthz`, `/readyz`, `/metrics`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use utoipa::OpenApi;
 
 use crate::readiness::readiness;
 use crate::state::AppState;
 
 /// The process is alive.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
 pub async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
 /// Ready only while Redis and PostgreSQL answer, the pub/sub subscription is
 /// live, and the gateway is not draining.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let r = readiness(&state).await;
     let status = if r.ready {
@@ -41,9 +40,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// Updates gauges that are read, not counted.
 fn refresh_gauges(state: &AppState) {
     metrics::gauge!(crate::metrics::TOPICS).set(state.hub.topic_count() as f64);
-}
-
-/// This API as OpenAPI 3.1.
-pub async fn openapi() -> Response {
-    Json(crate::openapi::ApiDoc::openapi()).into_response()
 }

@@ -18,6 +18,7 @@ use relay_shared::topic::{self, Topic};
 use serde::Deserialize;
 use tokio::sync::Notify;
 
+use super::caller::Caller;
 use super::error::ApiError;
 use crate::auth::Identity;
 use crate::hub::Subscriber;
@@ -242,16 +243,17 @@ async fn seen(state: &AppState, identity: &Identity, parts: &Parts) {
 }
 
 /// Events after the cursor, waiting up to `wait` seconds when there are none.
-#[utoipa::path(get, path = "/v1/poll", params(PollQuery),
+#[utoipa::path(get, path = "/v1/poll", tag = "events", params(PollQuery),
     responses((status = 200, description = "{\"events\":[...],\"cursor\":\"...\",\"recovered\":true}"), (status = 400), (status = 401), (status = 403), (status = 503)),
     security(("bearer" = [])))]
 pub async fn poll(
     State(state): State<AppState>,
+    caller: Caller,
     parts: Parts,
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let identity = state.auth.user(&parts)?;
+    let identity = caller.user()?;
     let wait = match q.wait.as_deref().filter(|w| !w.is_empty()) {
         None => 0,
         Some(w) => w
@@ -261,13 +263,13 @@ pub async fn poll(
     };
     let mut start = start(
         &state,
-        &identity,
+        identity,
         q.topics.as_deref(),
         q.cursor.as_deref(),
         q.since.as_deref(),
     )
     .await?;
-    seen(&state, &identity, &parts).await;
+    seen(&state, identity, &parts).await;
     let _guard = metrics_guard();
     let resuming = start.resuming();
     let mut batch = read(&state, &mut start).await?;

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::request::Parts;
 use axum::Json;
 use relay_shared::protocol::ErrorCode;
 use relay_shared::topic::Topic;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::caller::Caller;
 use super::error::ApiError;
 use crate::auth::Identity;
 use crate::metrics as m;
@@ -89,45 +89,43 @@ async fn publish_one(
 }
 
 /// Publish one event (server API).
-#[utoipa::path(post, path = "/v1/publish", request_body = PublishBody,
+#[utoipa::path(post, path = "/v1/publish", tag = "events", request_body = PublishBody,
     responses((status = 200, body = Published), (status = 400), (status = 401), (status = 413), (status = 503)),
     security(("api_key" = [])))]
 pub async fn publish(
     State(state): State<AppState>,
-    parts: Parts,
+    caller: Caller,
     body: Result<Json<PublishBody>, JsonRejection>,
 ) -> Result<Json<Published>, ApiError> {
-    let identity = state.auth.server(&parts)?;
+    let identity = caller.server()?;
     let Json(body) = body?;
-    Ok(Json(
-        publish_one(&state, &identity, &body, "publish").await?,
-    ))
+    Ok(Json(publish_one(&state, identity, &body, "publish").await?))
 }
 
 /// Publish as the token's user (for clients that cannot hold a WebSocket).
-#[utoipa::path(post, path = "/v1/send", request_body = PublishBody,
+#[utoipa::path(post, path = "/v1/send", tag = "events", request_body = PublishBody,
     responses((status = 200, body = Published), (status = 400), (status = 401), (status = 403), (status = 413), (status = 503)),
     security(("bearer" = [])))]
 pub async fn send(
     State(state): State<AppState>,
-    parts: Parts,
+    caller: Caller,
     body: Result<Json<PublishBody>, JsonRejection>,
 ) -> Result<Json<Published>, ApiError> {
-    let identity = state.auth.user(&parts)?;
+    let identity = caller.user()?;
     let Json(body) = body?;
-    Ok(Json(publish_one(&state, &identity, &body, "send").await?))
+    Ok(Json(publish_one(&state, identity, &body, "send").await?))
 }
 
 /// Publish one event to several topics (server API).
-#[utoipa::path(post, path = "/v1/broadcast", request_body = BroadcastBody,
+#[utoipa::path(post, path = "/v1/broadcast", tag = "events", request_body = BroadcastBody,
     responses((status = 200, body = BroadcastResult), (status = 400), (status = 401), (status = 413), (status = 503)),
     security(("api_key" = [])))]
 pub async fn broadcast(
     State(state): State<AppState>,
-    parts: Parts,
+    caller: Caller,
     body: Result<Json<BroadcastBody>, JsonRejection>,
 ) -> Result<Json<BroadcastResult>, ApiError> {
-    let identity = state.auth.server(&parts)?;
+    caller.server()?;
     let Json(body) = body?;
     if body.topics.is_empty() || body.topics.len() > MAX_BROADCAST_TOPICS {
         return Err(ApiError::invalid(format!(
@@ -148,7 +146,6 @@ pub async fn broadcast(
     for (t, r) in topics.iter().zip(results) {
         event_ids.insert(t.to_string(), r?.id.to_string());
     }
-    let _ = identity;
     metrics::counter!(m::EVENTS_PUBLISHED, "route" => "broadcast").increment(topics.len() as u64);
     Ok(Json(BroadcastResult { event_ids }))
 }

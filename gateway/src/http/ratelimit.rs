@@ -1,27 +1,30 @@
 //! Per-client HTTP rate limiting (429 with `Retry-After`).
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use relay_shared::config::AuthMode;
 use relay_shared::protocol::ErrorCode;
 
+use super::caller::Caller;
 use super::error::ApiError;
 use crate::state::AppState;
 
 /// Limits `/v1/` requests per client: the token's user, or the client
 /// address without one. Requests with a valid API key are trusted backends
-/// and are not limited.
+/// and are not limited. The request's [`Caller`] is left in its extensions,
+/// so the handler does not verify the credentials again.
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !req.uri().path().starts_with("/v1/") {
         return next.run(req).await;
     }
-    let (parts, body) = req.into_parts();
-    if parts.headers.contains_key("x-api-key") && state.auth.server(&parts).is_ok() {
+    let (mut parts, body) = req.into_parts();
+    let Ok(caller) = Caller::from_request_parts(&mut parts, &state).await;
+    if caller.has_api_key() && caller.server().is_ok() {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let user = match state.auth.mode() {
-        AuthMode::Jwt => state.auth.user(&parts).ok().map(|id| id.sub),
+        AuthMode::Jwt => caller.user().ok().map(|id| id.sub.clone()),
         AuthMode::Off => None,
     };
     let key = match user {

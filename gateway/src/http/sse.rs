@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
+use super::caller::Caller;
 use super::error::ApiError;
 use super::poll::{self, PollQuery, Waiter};
 use crate::metrics as m;
@@ -26,16 +27,17 @@ use crate::state::AppState;
 const SSE_BUFFER: usize = 256;
 
 /// Open an SSE stream of the topics' events.
-#[utoipa::path(get, path = "/v1/sse", params(PollQuery),
+#[utoipa::path(get, path = "/v1/sse", tag = "events", params(PollQuery),
     responses((status = 200, description = "text/event-stream"), (status = 400), (status = 401), (status = 403), (status = 503)),
     security(("bearer" = [])))]
 pub async fn sse(
     State(state): State<AppState>,
+    caller: Caller,
     parts: Parts,
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let identity = state.auth.user(&parts)?;
+    let identity = caller.user()?;
     let last_event_id = parts
         .headers
         .get("last-event-id")
@@ -44,7 +46,7 @@ pub async fn sse(
     let cursor = last_event_id.or(q.cursor.as_deref());
     let mut start = poll::start(
         &state,
-        &identity,
+        identity,
         q.topics.as_deref(),
         cursor,
         q.since.as_deref(),

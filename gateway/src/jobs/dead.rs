@@ -6,16 +6,25 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use relay_shared::jobs::model::Accepted;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
+use super::routes::JobList;
 use super::JobsApi;
-use crate::http::error::ApiError;
+use crate::http::caller::Caller;
+use crate::http::error::{ApiError, ErrorBody};
+
+/// A dead letter re-driven as a new job.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Redriven {
+    #[serde(flatten)]
+    pub accepted: Accepted,
+    /// The failed job's id.
+    pub redriven_from: String,
+}
 
 #[derive(Debug, Deserialize)]
 pub struct DeadQuery {
@@ -30,48 +39,49 @@ pub struct DeadQuery {
         ("kind" = Option<String>, Query, description = "only dead letters of this kind"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 200, description = "page size, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, body = crate::openapi::schemas::JobList),
-        (status = 400, body = crate::openapi::schemas::ErrorBody), (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+    responses((status = 200, body = JobList),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn list(
     State(api): State<JobsApi>,
-    parts: Parts,
+    caller: Caller,
     query: Result<Query<DeadQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    api.inner().auth.server(&parts)?;
+) -> Result<Json<JobList>, ApiError> {
+    caller.server()?;
     let Query(q) = query?;
     let (limit, cursor) = super::routes::page(q.limit, q.cursor.as_deref())?;
     let kind = super::routes::kind_filter(q.kind)?;
-    let (jobs, next) = api
+    let (jobs, next_cursor) = api
         .inner()
         .jobs
         .store
         .dead_letters(kind.as_deref(), limit, cursor.as_ref())
         .await?;
-    Ok(Json(json!({ "jobs": jobs, "next_cursor": next })))
+    Ok(Json(JobList { jobs, next_cursor }))
 }
 
 /// `POST /v1/dead-letters/{id}/redrive`: `202` with the new job.
 #[utoipa::path(post, path = "/v1/dead-letters/{id}/redrive", tag = "jobs",
     params(("id" = String, Path, description = "id of the failed job")),
-    responses((status = 202, body = crate::openapi::schemas::Redriven),
-        (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 404, description = "no such dead letter", body = crate::openapi::schemas::ErrorBody),
-        (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+    responses((status = 202, body = Redriven),
+        (status = 401, body = ErrorBody), (status = 404, description = "no such dead letter", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn redrive(
     State(api): State<JobsApi>,
-    parts: Parts,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    api.inner().auth.server(&parts)?;
+    caller.server()?;
     if !super::routes::plausible_id(&id) {
         return Err(ApiError::not_found("no such dead letter"));
     }
     match api.inner().jobs.redrive(&id).await? {
         Some(job) => {
-            let mut body =
-                serde_json::to_value(Accepted::new(&job.id, job.state)).unwrap_or_default();
-            body["redriven_from"] = json!(id);
+            let body = Redriven {
+                accepted: Accepted::new(&job.id, job.state),
+                redriven_from: id,
+            };
             Ok((StatusCode::ACCEPTED, Json(body)).into_response())
         }
         None => Err(ApiError::not_found("no such dead letter")),

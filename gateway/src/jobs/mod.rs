@@ -22,23 +22,20 @@ pub mod sweeper;
 mod tests;
 pub mod uploads;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use relay_shared::bus::Bus;
 use relay_shared::config::GatewayConfig;
 use relay_shared::jobs::events::JobEvents;
 use relay_shared::jobs::kinds::BUILT_IN;
 use relay_shared::jobs::store::StoreSettings;
 use relay_shared::jobs::{Jobs, Queue, Store, StoreError};
-use relay_shared::protocol::ErrorCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Authenticator;
 use crate::http::error::ApiError;
@@ -56,9 +53,7 @@ pub struct JobsApi {
 
 pub(crate) struct Inner {
     pub(crate) jobs: Jobs,
-    pub(crate) auth: Arc<Authenticator>,
     pub(crate) max_upload_bytes: u64,
-    pub(crate) max_body_bytes: u64,
     kinds: Mutex<Option<(Instant, Vec<String>)>>,
     stop: CancellationToken,
 }
@@ -72,11 +67,7 @@ impl Drop for Inner {
 impl JobsApi {
     /// Builds the pool (connecting lazily) and starts the background
     /// migration and the sweeps. Fails only on an unusable database URL.
-    pub async fn connect(
-        config: &GatewayConfig,
-        bus: Bus,
-        auth: Arc<Authenticator>,
-    ) -> Result<JobsApi, StoreError> {
+    pub async fn connect(config: &GatewayConfig, bus: Bus) -> Result<JobsApi, StoreError> {
         let store = Store::new(&StoreSettings {
             url: config.common.database_url.clone(),
             max_connections: MAX_PG_CONNECTIONS,
@@ -89,33 +80,11 @@ impl JobsApi {
         Ok(JobsApi {
             inner: Arc::new(Inner {
                 jobs,
-                auth,
                 max_upload_bytes: config.max_upload_bytes,
-                max_body_bytes: config.max_body_bytes,
                 kinds: Mutex::new(None),
                 stop,
             }),
         })
-    }
-
-    /// The job routes, state applied.
-    pub fn router(&self) -> Router {
-        let upload_limit = usize::try_from(self.inner.max_upload_bytes)
-            .unwrap_or(usize::MAX)
-            .saturating_add(64 * 1024);
-        let json_limit = self.inner.max_body_bytes as usize;
-        Router::new()
-            .route("/v1/jobs", post(routes::submit).get(routes::list))
-            .route("/v1/jobs/{id}", get(routes::get_one))
-            .route("/v1/jobs/{id}/cancel", post(routes::cancel))
-            .route("/v1/dead-letters", get(dead::list))
-            .route("/v1/dead-letters/{id}/redrive", post(dead::redrive))
-            .layer(DefaultBodyLimit::max(json_limit))
-            .route(
-                "/v1/uploads",
-                post(uploads::upload).layer(DefaultBodyLimit::max(upload_limit)),
-            )
-            .with_state(self.clone())
     }
 
     pub(crate) fn inner(&self) -> &Inner {
@@ -188,19 +157,29 @@ impl JobsApi {
     }
 }
 
-impl crate::state::JobDirectory for JobsApi {
-    fn owner<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Option<String>, ErrorCode>> + Send + 'a>> {
-        Box::pin(async move { self.job_owner(id).await.map_err(|e| e.code) })
-    }
-
-    fn ready(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(JobsApi::ready(self))
-    }
-
-    fn status(&self) -> Pin<Box<dyn Future<Output = Value> + Send + '_>> {
-        Box::pin(self.queue_stats())
-    }
+/// The job routes, each with its documentation, over any state that holds
+/// the job API and the authenticator. An upload may be as large as
+/// `max_upload_bytes` (plus room for the multipart framing); the rest take
+/// the gateway's default body limit.
+pub fn routes<S>(max_upload_bytes: u64) -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    JobsApi: FromRef<S>,
+    Arc<Authenticator>: FromRef<S>,
+{
+    let upload_limit = usize::try_from(max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    let (schemas, paths, upload) = routes!(uploads::upload);
+    OpenApiRouter::default()
+        .routes(routes!(routes::submit, routes::list))
+        .routes(routes!(routes::get_one))
+        .routes(routes!(routes::cancel))
+        .routes(routes!(dead::list))
+        .routes(routes!(dead::redrive))
+        .routes((
+            schemas,
+            paths,
+            upload.layer(DefaultBodyLimit::max(upload_limit)),
+        ))
 }

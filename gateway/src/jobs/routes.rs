@@ -5,7 +5,6 @@
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,12 +13,12 @@ use relay_shared::jobs::model::{Accepted, JobRecord, JobState, SubmitRequest};
 use relay_shared::jobs::service::CancelResult;
 use relay_shared::jobs::store::{Cursor, ListFilter};
 use relay_shared::protocol::ErrorCode;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::JobsApi;
 use crate::auth::Identity;
-use crate::http::error::ApiError;
+use crate::http::caller::Caller;
+use crate::http::error::{ApiError, ErrorBody};
 
 /// Default and largest page of `GET /v1/jobs`.
 pub const DEFAULT_PAGE: usize = 50;
@@ -82,19 +81,19 @@ pub(crate) fn kind_filter(kind: Option<String>) -> Result<Option<String>, ApiErr
 
 /// `POST /v1/jobs`: `202` with where to follow the job, or `200` with the
 /// earlier job of the same idempotency key.
-#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = crate::openapi::schemas::SubmitRequest,
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = SubmitRequest,
     responses(
-        (status = 202, description = "recorded; will run at least once", body = crate::openapi::schemas::Accepted),
-        (status = 200, description = "the earlier job of this idempotency key", body = crate::openapi::schemas::Accepted),
-        (status = 400, description = "invalid request, unknown kind or upload", body = crate::openapi::schemas::ErrorBody),
-        (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 413, body = crate::openapi::schemas::ErrorBody), (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+        (status = 202, description = "recorded; will run at least once", body = Accepted),
+        (status = 200, description = "the earlier job of this idempotency key", body = Accepted),
+        (status = 400, description = "invalid request, unknown kind or upload", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn submit(
     State(api): State<JobsApi>,
-    parts: Parts,
+    caller: Caller,
     body: Result<Json<SubmitRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let who = api.inner().auth.user(&parts)?;
+    let who = caller.user()?;
     let Json(req) = body?;
     if has_nul(&req.payload) {
         return Err(ApiError::invalid("payload must not contain NUL (\\u0000)"));
@@ -132,23 +131,31 @@ pub async fn submit(
 /// `GET /v1/jobs/{id}`.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = crate::openapi::schemas::JobRecord),
-        (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 404, description = "no such job (or not yours)", body = crate::openapi::schemas::ErrorBody),
-        (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+    responses((status = 200, body = JobRecord),
+        (status = 401, body = ErrorBody), (status = 404, description = "no such job (or not yours)", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_one(
     State(api): State<JobsApi>,
-    parts: Parts,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<JobRecord>, ApiError> {
-    let who = api.inner().auth.user(&parts)?;
+    let who = caller.user()?;
     if !plausible_id(&id) {
         return Err(not_found());
     }
     match api.inner().jobs.store.get_job(&id).await? {
-        Some(job) if visible(&who, &job) => Ok(Json(job)),
+        Some(job) if visible(who, &job) => Ok(Json(job)),
         _ => Err(not_found()),
     }
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobRecord>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
 }
 
 /// Query of `GET /v1/jobs`.
@@ -167,15 +174,15 @@ pub struct ListQuery {
         ("kind" = Option<String>, Query, description = "only jobs of this kind"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 200, description = "page size, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, body = crate::openapi::schemas::JobList),
-        (status = 400, body = crate::openapi::schemas::ErrorBody), (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+    responses((status = 200, body = JobList),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(api): State<JobsApi>,
-    parts: Parts,
+    caller: Caller,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = api.inner().auth.user(&parts)?;
+) -> Result<Json<JobList>, ApiError> {
+    let who = caller.user()?;
     let Query(q) = query?;
     let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
         None => None,
@@ -195,25 +202,25 @@ pub async fn list(
         limit,
         cursor,
     };
-    let (jobs, next) = api.inner().jobs.store.list_jobs(&filter).await?;
-    Ok(Json(json!({ "jobs": jobs, "next_cursor": next })))
+    let (jobs, next_cursor) = api.inner().jobs.store.list_jobs(&filter).await?;
+    Ok(Json(JobList { jobs, next_cursor }))
 }
 
 /// `POST /v1/jobs/{id}/cancel`: `202` with the job (cancelled, or running
 /// and told to stop); `409` when it had already ended.
 #[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs",
     params(("id" = String, Path, description = "job id")),
-    responses((status = 202, description = "cancelled, or running and told to stop", body = crate::openapi::schemas::JobRecord),
-        (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 404, description = "no such job (or not yours)", body = crate::openapi::schemas::ErrorBody),
-        (status = 409, description = "the job had already ended", body = crate::openapi::schemas::ErrorBody),
-        (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+    responses((status = 202, description = "cancelled, or running and told to stop", body = JobRecord),
+        (status = 401, body = ErrorBody), (status = 404, description = "no such job (or not yours)", body = ErrorBody),
+        (status = 409, description = "the job had already ended", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn cancel(
     State(api): State<JobsApi>,
-    parts: Parts,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let who = api.inner().auth.user(&parts)?;
+    let who = caller.user()?;
     let jobs = &api.inner().jobs;
     if !plausible_id(&id) {
         return Err(not_found());

@@ -1,16 +1,14 @@
-//! The job routes over real HTTP, in process, against a real Redis and
-//! PostgreSQL (no worker: jobs stay queued unless a test says otherwise).
+//! The job routes over real HTTP, in process (the whole gateway), against a
+//! real Redis and PostgreSQL (no worker: jobs stay queued unless a test
+//! says otherwise); and their documentation.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use relay_shared::bus::{Bus, BusSettings};
 use relay_shared::config::GatewayConfig;
 use relay_testkit::{TestPostgres, TestRedis};
 use serde_json::{json, Value};
-
-use super::JobsApi;
-use crate::auth::Authenticator;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 const SECRET: &str = "jobs-test-secret-0123456789";
 const API_KEY: &str = "jobs-test-api-key-0123456789";
@@ -20,6 +18,7 @@ struct Api {
     http: reqwest::Client,
     _redis: TestRedis,
     pg: TestPostgres,
+    _stop: DropGuard,
 }
 
 fn token(sub: &str, admin: bool) -> String {
@@ -54,28 +53,25 @@ impl Api {
             "4096",
         ];
         let config = relay_shared::config::parse::<GatewayConfig, _, _>(args).unwrap();
-        let auth = Arc::new(Authenticator::new(&config.auth, &config.api_keys.0).unwrap());
-        let client = relay_shared::redis::client(&redis_url).unwrap();
-        assert!(relay_shared::redis::connect_within(&client, Duration::from_secs(5)).await);
-        let bus = Bus::new(
-            client,
-            BusSettings {
-                history_size: 100,
-                history_ttl: Duration::from_secs(600),
-                sharded: false,
-            },
-        );
-        let api = JobsApi::connect(&config, bus, auth).await.unwrap();
-        relay_testkit::eventually!(Duration::from_secs(20), api.ready().await);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = api.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let shutdown = CancellationToken::new();
+        tokio::spawn(crate::run(listener, config, shutdown.clone()));
+        let http = reqwest::Client::new();
+        let ready = format!("{base}/readyz");
+        relay_testkit::eventually!(
+            Duration::from_secs(20),
+            http.get(&ready)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        );
         Api {
             base,
-            http: reqwest::Client::new(),
+            http,
             _redis: redis,
             pg,
+            _stop: shutdown.drop_guard(),
         }
     }
 
@@ -346,4 +342,28 @@ async fn concurrent_submits_share_statements_and_keep_idempotency() {
     assert_eq!(plain.len(), 20);
     let (_, all) = api.get("/v1/jobs?limit=200", "admin").await;
     assert_eq!(all["jobs"].as_array().unwrap().len(), 22);
+}
+
+#[test]
+fn job_routes_are_documented_with_axum_paths() {
+    let doc = serde_json::to_value(crate::api(4096).split_for_parts().1).unwrap();
+    for (path, method) in [
+        ("/v1/jobs", "post"),
+        ("/v1/jobs", "get"),
+        ("/v1/jobs/{id}", "get"),
+        ("/v1/jobs/{id}/cancel", "post"),
+        ("/v1/uploads", "post"),
+        ("/v1/dead-letters", "get"),
+        ("/v1/dead-letters/{id}/redrive", "post"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert!(op["security"].is_array(), "{method} {path} has no security");
+        for status in ["401", "429", "503"] {
+            assert!(
+                op["responses"][status].is_object(),
+                "{method} {path} does not document {status}"
+            );
+        }
+    }
 }

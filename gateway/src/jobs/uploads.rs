@@ -5,18 +5,34 @@
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{Multipart, State};
-use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use relay_shared::jobs::store::CHUNK_BYTES;
 use relay_shared::jobs::Store;
 use relay_shared::protocol::ErrorCode;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::JobsApi;
-use crate::http::error::ApiError;
+use crate::http::caller::Caller;
+use crate::http::error::{ApiError, ErrorBody};
+
+/// `multipart/form-data` with one file.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the request body; the handler streams it
+pub struct UploadForm {
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
+/// A stored upload, to be named in a job payload.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Uploaded {
+    pub upload_id: String,
+    pub bytes: u64,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+}
 
 fn too_large(max: u64) -> ApiError {
     ApiError::new(
@@ -35,18 +51,18 @@ fn multipart_error(e: MultipartError, max: u64) -> ApiError {
 
 /// `POST /v1/uploads`.
 #[utoipa::path(post, path = "/v1/uploads", tag = "jobs",
-    request_body(content = crate::openapi::schemas::UploadForm, content_type = "multipart/form-data"),
-    responses((status = 201, body = crate::openapi::schemas::Uploaded),
-        (status = 400, description = "not multipart, no file, or more than one", body = crate::openapi::schemas::ErrorBody),
-        (status = 401, body = crate::openapi::schemas::ErrorBody), (status = 413, description = "over RELAY_MAX_UPLOAD_BYTES", body = crate::openapi::schemas::ErrorBody),
-        (status = 429, body = crate::openapi::schemas::ErrorBody), (status = 503, body = crate::openapi::schemas::ErrorBody)),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = Uploaded),
+        (status = 400, description = "not multipart, no file, or more than one", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 413, description = "over RELAY_MAX_UPLOAD_BYTES", body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn upload(
     State(api): State<JobsApi>,
-    parts: Parts,
+    caller: Caller,
     body: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let who = api.inner().auth.user(&parts)?;
+    let who = caller.user()?;
     let mut multipart = body.map_err(|e| ApiError::invalid(e.body_text()))?;
     let max = api.inner().max_upload_bytes;
     let store = &api.inner().jobs.store;
@@ -88,11 +104,12 @@ pub async fn upload(
         return Err(e.into());
     }
     tracing::info!(upload = %id, bytes, "upload stored");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "upload_id": id, "bytes": bytes, "sha256": sha })),
-    )
-        .into_response())
+    let uploaded = Uploaded {
+        upload_id: id,
+        bytes,
+        sha256: sha,
+    };
+    Ok((StatusCode::CREATED, Json(uploaded)).into_response())
 }
 
 /// Streams one field into chunks; returns its size and SHA-256 (hex).

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 /// Where a job is in its life. `completed`, `failed` and `cancelled` are terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Queued,
@@ -44,16 +45,24 @@ impl JobState {
 
 /// A job as the contract shows it (`GET /v1/jobs/{id}`, `job.queued`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobRecord {
     pub id: String,
     pub kind: String,
     pub state: JobState,
+    /// The user the job belongs to.
     pub owner: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Value,
+    /// The last progress reported (`{"percent","step","message",...}`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub progress: Option<Value>,
     pub attempts: i32,
     pub max_attempts: i32,
+    /// What the job returned (completed jobs).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Value>))]
     pub result: Option<Value>,
+    /// Why the job failed or was cancelled.
     pub error: Option<String>,
     /// RFC 3339.
     pub created_at: String,
@@ -81,20 +90,35 @@ pub mod limits {
 
 /// The body of `POST /v1/jobs`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
+    /// 1..=64 of `[a-z0-9_.-]`: a built-in kind or one a worker registered.
+    #[cfg_attr(feature = "openapi", schema(example = "sleep"))]
     pub kind: String,
+    /// A JSON object (`{}` when absent); checked against the kind.
     #[serde(default = "empty_object")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>, example = json!({"ms": 0, "steps": 1})))]
     pub payload: Value,
+    /// -100 (last) ..= 100 (first); default 0.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = -100, maximum = 100))]
     pub priority: Option<i32>,
+    /// 1..=100; default 3.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub max_attempts: Option<u32>,
+    /// Per attempt, 100..=86400000; default 600000.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 100, maximum = 86_400_000))]
     pub timeout_ms: Option<u64>,
+    /// Up to 30 days; default 0.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 2592000000.0))]
     pub delay_ms: Option<u64>,
+    /// 1..=200 bytes; the same key from the same owner returns the first job.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub idempotency_key: Option<String>,
 }
 
@@ -239,9 +263,11 @@ fn whole_if_possible<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Er
 
 /// The answer to a submit: `202` (new) or `200` (same idempotency key).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Accepted {
     pub id: String,
     pub state: JobState,
+    /// `job:{id}`.
     pub topic: String,
     pub events_url: String,
     pub poll_url: String,
