@@ -178,7 +178,8 @@ impl Worker {
                 Queue::new(client.clone(), sharded),
                 JobEvents::new(redis.bus),
                 EngineSettings::local(config.job_lease),
-            ),
+            )
+            .per_owner(config.common.max_running_per_owner),
             registry: self.registry,
             kinds: kinds.clone(),
             concurrency,

@@ -3,6 +3,7 @@
 //! `relay-worker` processes, and the same job operations the gateway uses.
 //!
 //! - [`crash`]: a worker killed mid-job; the job completes elsewhere.
+//! - [`fairness`]: a per-owner limit on running jobs lets other owners' jobs run.
 //! - [`lifecycle`]: retries, dead letters, timeouts, delays, idempotency, the sweep.
 //! - [`cancel`]: cancelling running and queued jobs.
 //! - [`events`]: every job event names its job (and state events its kind).
@@ -16,6 +17,7 @@
 mod cancel;
 mod crash;
 mod events;
+mod fairness;
 mod lifecycle;
 mod order;
 mod outage;

@@ -158,6 +158,9 @@ pub struct EngineSettings {
     /// How long an attempt's end is retried while PostgreSQL is away before
     /// the lease is let go (and the job runs again elsewhere).
     pub write_retry_for: Duration,
+    /// Most jobs of one kind one owner may have running (0: no limit;
+    /// `RELAY_MAX_RUNNING_PER_OWNER`).
+    pub max_running_per_owner: u32,
 }
 
 impl EngineSettings {
@@ -166,6 +169,7 @@ impl EngineSettings {
         Self {
             lease,
             write_retry_for: Duration::from_secs(60),
+            max_running_per_owner: 0,
         }
     }
 
@@ -175,6 +179,7 @@ impl EngineSettings {
         Self {
             lease,
             write_retry_for: Duration::from_secs(2),
+            max_running_per_owner: 0,
         }
     }
 }
@@ -198,6 +203,12 @@ impl Engine {
             settings,
             progress_writes: Arc::default(),
         }
+    }
+
+    /// With at most `n` running jobs of one kind per owner (0: no limit).
+    pub fn per_owner(mut self, n: u32) -> Self {
+        self.settings.max_running_per_owner = n;
+        self
     }
 
     pub fn settings(&self) -> &EngineSettings {

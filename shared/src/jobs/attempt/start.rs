@@ -31,7 +31,10 @@ impl Engine {
     /// Takes up to `n` jobs of `kind` from the queue, each under a fresh
     /// lease held by `worker`; [`Engine::start`] each.
     pub async fn pull(&self, kind: &str, worker: &str, n: usize) -> Result<Pulled, QueueError> {
-        self.queue.pull(kind, worker, self.lease_ms(), n).await
+        let per_owner = self.settings.max_running_per_owner;
+        self.queue
+            .pull(kind, worker, self.lease_ms(), n, per_owner)
+            .await
     }
 
     /// Starts a pulled job's attempt: `running` in PostgreSQL under its

@@ -234,6 +234,7 @@ impl Queue {
             (e.attempts as i64).into(),
             keys::events(k).into(),
             self.publish_op().into(),
+            e.owner.as_str().into(),
         ];
         let added: i64 = self
             .scripts
@@ -243,20 +244,29 @@ impl Queue {
         Ok(added == 1)
     }
 
-    /// Takes up to `n` jobs of a kind, each with a lease of `lease_ms` held by `worker`.
+    /// Takes up to `n` jobs of a kind, each with a lease of `lease_ms` held
+    /// by `worker`; with `per_owner` > 0, skips jobs whose owner already has
+    /// that many of the kind's jobs running (they wait for a later pull).
     pub async fn pull(
         &self,
         kind: &str,
         worker: &str,
         lease_ms: u64,
         n: usize,
+        per_owner: u32,
     ) -> Result<Pulled, QueueError> {
         self.check_connected()?;
-        let keys = vec![keys::wait(kind), keys::delayed(kind), keys::active(kind)];
+        let keys = vec![
+            keys::wait(kind),
+            keys::delayed(kind),
+            keys::active(kind),
+            keys::owners(kind),
+        ];
         let mut args: Vec<Value> = vec![
             keys::job_prefix(kind).into(),
             (lease_ms as i64).into(),
             worker.into(),
+            (per_owner as i64).into(),
         ];
         args.extend((0..n.max(1)).map(|_| Value::from(super::new_token())));
         let reply: Value = self
@@ -305,6 +315,7 @@ impl Queue {
             keys::wait(kind),
             keys::delayed(kind),
             keys::job(kind, id),
+            keys::owners(kind),
         ]
     }
 
@@ -312,7 +323,12 @@ impl Queue {
     /// still holds it. `true` when removed.
     pub async fn ack(&self, kind: &str, id: &str, token: Option<&str>) -> Result<bool, QueueError> {
         self.check_connected()?;
-        let args: Vec<Value> = vec![id.into(), token.unwrap_or("").into()];
+        let args: Vec<Value> = vec![
+            id.into(),
+            token.unwrap_or("").into(),
+            keys::events(kind).into(),
+            self.publish_op().into(),
+        ];
         let n: i64 = self
             .scripts
             .ack
@@ -386,7 +402,7 @@ impl Queue {
     /// Takes back up to `max` jobs of a kind whose lease lapsed.
     pub async fn reclaim(&self, kind: &str, max: usize) -> Result<Vec<Reclaimed>, QueueError> {
         self.check_connected()?;
-        let keys = vec![keys::active(kind), keys::wait(kind)];
+        let keys = vec![keys::active(kind), keys::wait(kind), keys::owners(kind)];
         let args: Vec<Value> = vec![
             keys::job_prefix(kind).into(),
             (max.max(1) as i64).into(),
