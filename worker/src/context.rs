@@ -15,6 +15,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::error::JobError;
 use crate::runner::Core;
+use crate::upload::UploadReader;
 
 /// Levels of `job.log` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +138,13 @@ impl JobContext {
     pub fn payload_as<T: DeserializeOwned>(&self) -> Result<T, JobError> {
         serde_json::from_value(self.inner.payload.clone())
             .map_err(|e| JobError::fatal(format!("invalid payload: {e}")))
+    }
+
+    /// Opens an upload the payload names (`{"upload_id": "..."}`
+    /// anywhere in it; the gateway checked at submit that it exists and
+    /// belongs to the job's owner), to read it chunk by chunk.
+    pub async fn upload(&self, upload_id: &str) -> Result<UploadReader, JobError> {
+        UploadReader::open(self.inner.store.clone(), upload_id).await
     }
 
     /// The job store (for reading uploads).

@@ -49,6 +49,7 @@
 //!   reclaim, progress, outbox, instance report) and queue signals.
 //! - [`kinds`]: the built-in kinds `sleep`, `stream`, `reconcile`, and
 //!   [`kinds::builtins`], a registry of them.
+//! - [`upload`]: [`UploadReader`], an upload a payload names, read chunk by chunk.
 //! - `server`: `/metrics` and `/healthz`.
 //! - `metrics`: the worker's metric names.
 
@@ -59,6 +60,7 @@ pub mod kinds;
 mod metrics;
 mod runner;
 mod server;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -82,6 +84,7 @@ pub use error::{JobError, JobResult};
 pub use handler::{handler_fn, BadKind, Handler, Registry};
 pub use relay_shared::jobs::attempt::STOP_GRACE;
 pub use relay_shared::jobs::model::Progress;
+pub use upload::UploadReader;
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@
 //! - [`outage`]: PostgreSQL stopped and started again.
 //! - [`remote`]: the shared attempt engine as a worker over HTTP uses it.
 //! - [`reconcile`]: the `reconcile` kind against counts computed here.
+//! - [`uploads`]: every kind's uploads are its owner's; custom kinds read them through the context.
 //! - [`rest`]: the job API through a real gateway process.
 
 mod cancel;
@@ -26,3 +27,4 @@ mod reconcile;
 mod remote;
 mod rest;
 mod support;
+mod uploads;
