@@ -34,6 +34,10 @@ use crate::metrics as m;
 /// Channels subscribed or unsubscribed in one Redis command at most.
 const SUBSCRIBE_BATCH: usize = 1000;
 
+/// How long a catch-up after a reconnect waits for the command connection
+/// before the topics it could not read are resumed by their clients.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(3);
+
 /// How often empty topics are released and pending subscriptions retried.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
@@ -564,7 +568,7 @@ impl Hub {
                 metrics::gauge!(m::TOPICS).decrement(gone.len() as f64);
                 for chunk in gone.chunks(SUBSCRIBE_BATCH) {
                     let r = if self.inner.sharded {
-                        self.inner.subscriber.sunsubscribe(chunk.to_vec()).await
+                        per_slot(&self.inner.subscriber, chunk.to_vec(), false).await
                     } else {
                         self.inner.subscriber.unsubscribe(chunk.to_vec()).await
                     };
@@ -597,7 +601,7 @@ impl Hub {
                 .map(|e| keys::channel(e.topic.as_str()))
                 .collect();
             if self.inner.sharded {
-                self.inner.subscriber.ssubscribe(channels).await?;
+                per_slot(&self.inner.subscriber, channels, true).await?;
             } else {
                 self.inner.subscriber.subscribe(channels).await?;
             }
@@ -622,16 +626,51 @@ impl Hub {
         }
         self.inner.pubsub_up.store(true, Ordering::Release);
         if catch_up {
-            for chunk in entries.chunks(64) {
-                let reads = chunk.iter().map(|e| self.catch_up(bus, e));
-                futures_util::future::join_all(reads).await;
+            let mut failed = self.catch_up_all(bus, &entries).await;
+            if !failed.is_empty() {
+                // The command connection may come back a moment after the
+                // subscriber (a cluster fail-over moves both): wait for it
+                // once, briefly, then try those topics again.
+                let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+                while !bus.is_connected() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                failed = self.catch_up_all(bus, &failed).await;
+            }
+            // Live events follow from here: a topic not caught up would
+            // leave a gap, so its connections resume with `since` instead.
+            for entry in &failed {
+                for sub in entry.subs.lock().unwrap().iter() {
+                    match sub {
+                        Subscriber::Conn { ctl, .. } => shed(ctl),
+                        Subscriber::Waiter { notify, .. } => notify.notify_one(),
+                    }
+                }
             }
         }
         tracing::info!(topics = entries.len(), "pub/sub subscribed");
     }
 
-    /// Delivers a topic's events after the last one dispatched.
-    async fn catch_up(&self, bus: &Bus, entry: &Arc<TopicEntry>) {
+    /// Catches up every entry; returns those whose history could not be read.
+    async fn catch_up_all(&self, bus: &Bus, entries: &[Arc<TopicEntry>]) -> Vec<Arc<TopicEntry>> {
+        let mut failed = Vec::new();
+        for chunk in entries.chunks(64) {
+            let reads = chunk.iter().map(|e| self.catch_up(bus, e));
+            let done = futures_util::future::join_all(reads).await;
+            failed.extend(
+                chunk
+                    .iter()
+                    .zip(done)
+                    .filter(|(_, ok)| !ok)
+                    .map(|(e, _)| e.clone()),
+            );
+        }
+        failed
+    }
+
+    /// Delivers a topic's events after the last one dispatched; `false`
+    /// when the history could not be read.
+    async fn catch_up(&self, bus: &Bus, entry: &Arc<TopicEntry>) -> bool {
         let track = entry.track.lock().unwrap().clone();
         let last = track.dispatched.max(track.floor);
         let epoch = track.epoch;
@@ -643,7 +682,7 @@ impl Hub {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(error = %e, topic = %entry.topic, "catch-up read failed");
-                return;
+                return false;
             }
         };
         if history.epoch_changed {
@@ -668,5 +707,31 @@ impl Hub {
             ev.write_frame(&mut buf, entry.topic.as_str());
             self.dispatch(entry.topic.as_str(), ev.id, &Utf8Bytes::from(buf.as_str()));
         }
+        true
     }
+}
+
+/// `SSUBSCRIBE` (or `SUNSUBSCRIBE`) on Redis Cluster, which takes one command
+/// only for channels of one slot: one command per slot, sent together.
+async fn per_slot(
+    subscriber: &Client,
+    channels: Vec<String>,
+    subscribe: bool,
+) -> Result<(), fred::error::Error> {
+    let mut by_slot: HashMap<u16, Vec<String>> = HashMap::new();
+    for c in channels {
+        let slot = fred::util::redis_keyslot(c.as_bytes());
+        by_slot.entry(slot).or_default().push(c);
+    }
+    let sent = by_slot.into_values().map(|group| async move {
+        if subscribe {
+            subscriber.ssubscribe(group).await
+        } else {
+            subscriber.sunsubscribe(group).await
+        }
+    });
+    futures_util::future::join_all(sent)
+        .await
+        .into_iter()
+        .collect()
 }

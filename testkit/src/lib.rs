@@ -16,7 +16,9 @@
 //! # Layout
 //!
 //! - [`wait`]: [`free_port`], [`eventually!`] and [`eventually`].
-//! - [`redis`]: [`TestRedis`], a throwaway `redis-server`.
+//! - [`redis`]: [`TestRedis`], a throwaway `redis-server`, and [`RedisTarget`],
+//!   what either kind of Redis offers the processes under test.
+//! - [`cluster`]: [`TestRedisCluster`], a throwaway three-master Redis Cluster.
 //! - [`postgres`]: [`TestPostgres`], a throwaway PostgreSQL cluster.
 //! - [`process`]: [`TestGateway`] and [`TestWorker`], the real binaries.
 //! - [`ws`]: [`WsClient`] (tokio-tungstenite) and [`RawWs`] (a hand-made
@@ -25,6 +27,7 @@
 //! - [`jwt`]: HS256, RS256 and ES256 tokens (keys made with `openssl`), and
 //!   tokens a verifier must refuse.
 
+pub mod cluster;
 pub mod http;
 pub mod jwt;
 pub mod postgres;
@@ -33,10 +36,11 @@ pub mod redis;
 pub mod wait;
 pub mod ws;
 
+pub use cluster::TestRedisCluster;
 pub use http::{poll, publish, try_publish, SseEvent, SseStream};
 pub use postgres::TestPostgres;
 pub use process::{bin_path, GatewayBuilder, TestGateway, TestWorker, WorkerBuilder};
-pub use redis::TestRedis;
+pub use redis::{RedisTarget, TestRedis};
 pub use wait::{eventually, free_port, wait_until};
 pub use ws::{RawClose, RawWs, WsClient};
 

@@ -11,6 +11,19 @@ use crate::wait::free_port;
 /// How long a starting Redis may take to answer `PING`.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A Redis the processes under test can be pointed at: one server
+/// ([`TestRedis`]) or a cluster ([`TestRedisCluster`](crate::TestRedisCluster)).
+pub trait RedisTarget {
+    /// The URL for `RELAY_REDIS_URL`.
+    fn url(&self) -> String;
+}
+
+impl RedisTarget for TestRedis {
+    fn url(&self) -> String {
+        TestRedis::url(self)
+    }
+}
+
 /// A real `redis-server` without persistence, in its own temporary directory.
 ///
 /// Killed (SIGKILL) when dropped. [`restart`](Self::restart) brings it back

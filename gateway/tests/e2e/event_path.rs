@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay_testkit::{eventually, publish, TestRedis, WsClient};
+use relay_testkit::{eventually, publish, RedisTarget, TestRedis, WsClient};
 use serde_json::{json, Value};
 
 use crate::support::{
@@ -53,9 +53,13 @@ async fn welcome_names_the_session_and_the_heartbeat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_fan_out_to_clients_on_every_gateway() {
-    let redis = TestRedis::start();
-    let a = gateway(&redis).spawn().await;
-    let b = gateway(&redis).spawn().await;
+    fan_out_across_gateways(&TestRedis::start()).await;
+}
+
+/// The scenario itself, on one Redis or a cluster (see `cluster`).
+pub(crate) async fn fan_out_across_gateways(redis: &impl RedisTarget) {
+    let a = gateway(redis).spawn().await;
+    let b = gateway(redis).spawn().await;
     let topic = "chat:room1";
     let (mut on_a, _) = WsClient::connect_welcomed(&a.ws_url("/v1/ws")).await;
     let (mut on_b, _) = WsClient::connect_welcomed(&b.ws_url("/v1/ws")).await;
@@ -328,10 +332,14 @@ async fn a_replay_longer_than_the_send_queue_is_delivered_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_resumes_on_another_gateway_after_a_sigkill_without_loss_or_duplicate() {
+    resume_after_a_gateway_kill(&TestRedis::start()).await;
+}
+
+/// The scenario itself, on one Redis or a cluster (see `cluster`).
+pub(crate) async fn resume_after_a_gateway_kill(redis: &impl RedisTarget) {
     const N: u64 = 300;
-    let redis = TestRedis::start();
-    let mut a = gateway(&redis).spawn().await;
-    let b = Arc::new(gateway(&redis).spawn().await);
+    let mut a = gateway(redis).spawn().await;
+    let b = Arc::new(gateway(redis).spawn().await);
     let topic = "orders";
 
     let (mut c, _) = WsClient::connect_welcomed(&a.ws_url("/v1/ws")).await;

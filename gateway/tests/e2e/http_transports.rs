@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use relay_testkit::{poll, publish, SseStream, TestGateway, TestRedis};
+use relay_testkit::{poll, publish, RedisTarget, SseStream, TestGateway, TestRedis};
 use serde_json::{json, Value};
 
 use crate::support::{
@@ -62,11 +62,15 @@ fn assert_each_once(events: &[Value], expected: std::ops::Range<u64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_alternating_gateways_gets_every_event_exactly_once() {
+    long_poll_across_gateways(&TestRedis::start()).await;
+}
+
+/// The scenario itself, on one Redis or a cluster (see `cluster`).
+pub(crate) async fn long_poll_across_gateways(redis: &impl RedisTarget) {
     const N: u64 = 60;
-    let redis = TestRedis::start();
     let gws = [
-        Arc::new(gateway(&redis).spawn().await),
-        Arc::new(gateway(&redis).spawn().await),
+        Arc::new(gateway(redis).spawn().await),
+        Arc::new(gateway(redis).spawn().await),
     ];
     let (events, mut cursor, _) = {
         let (status, body) = poll(&gws[0], &[("topics", "pa,pb"), ("wait", "0")]).await;
@@ -277,9 +281,13 @@ fn sse_events(messages: &[relay_testkit::SseEvent]) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_streams_events_and_last_event_id_resumes_on_another_gateway() {
-    let redis = TestRedis::start();
-    let a = gateway(&redis).spawn().await;
-    let b = gateway(&redis).spawn().await;
+    sse_resume_across_gateways(&TestRedis::start()).await;
+}
+
+/// The scenario itself, on one Redis or a cluster (see `cluster`).
+pub(crate) async fn sse_resume_across_gateways(redis: &impl RedisTarget) {
+    let a = gateway(redis).spawn().await;
+    let b = gateway(redis).spawn().await;
     let topic = |i: u64| if i % 2 == 0 { "sa" } else { "sb" };
     publish(&a, "sa", "test.seq", json!({"seq": 999})).await; // before the stream: not sent
 

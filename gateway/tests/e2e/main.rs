@@ -13,6 +13,7 @@
 //! - `replay_race`: resuming with `since` while events are published as fast
 //!   as possible: no gap, no duplicate.
 //! - `http_transports`: long-poll and Server-Sent Events.
+//! - `cluster`: the core scenarios above on a real Redis Cluster.
 //! - `protocol_errors`: malformed frames, frame size and subscription limits.
 //! - `backpressure`: slow consumers (4008) and heartbeats.
 //! - `redis_outage`: Redis lost and back: readiness, fail-fast, epochs.
@@ -25,6 +26,7 @@
 //!   through `promtool`.
 
 mod backpressure;
+mod cluster;
 mod compose;
 mod dashboards;
 mod event_path;

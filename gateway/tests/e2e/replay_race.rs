@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use relay_testkit::{publish, TestRedis, WsClient};
+use relay_testkit::{publish, RedisTarget, TestRedis, WsClient};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -93,16 +93,20 @@ const PLANS: &[Plan] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribing_mid_stream_never_gaps_or_duplicates() {
-    let redis = TestRedis::start();
+    replay_race(&TestRedis::start()).await;
+}
+
+/// The scenario itself, on one Redis or a cluster (see `cluster`).
+pub(crate) async fn replay_race(redis: &impl RedisTarget) {
     let gateways = [
         Arc::new(
-            gateway(&redis)
+            gateway(redis)
                 .env("RELAY_HISTORY_SIZE", "10000")
                 .spawn()
                 .await,
         ),
         Arc::new(
-            gateway(&redis)
+            gateway(redis)
                 .env("RELAY_HISTORY_SIZE", "10000")
                 .spawn()
                 .await,

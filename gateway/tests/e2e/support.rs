@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use relay_testkit::{GatewayBuilder, TestGateway, TestRedis};
+use relay_testkit::{GatewayBuilder, RedisTarget, TestGateway};
 use serde_json::Value;
 
 /// Time allowed for one expected frame or answer.
@@ -11,11 +11,11 @@ pub(crate) const T: Duration = Duration::from_secs(10);
 /// Quiet time used to check that nothing more (no duplicate) arrives.
 pub(crate) const QUIET: Duration = Duration::from_millis(400);
 
-/// A gateway builder for this crate's binary, on `redis`.
-pub(crate) fn gateway(redis: &TestRedis) -> GatewayBuilder {
+/// A gateway builder for this crate's binary, on `redis` (one server or a cluster).
+pub(crate) fn gateway(redis: &impl RedisTarget) -> GatewayBuilder {
     TestGateway::builder()
         .bin(env!("CARGO_BIN_EXE_relay-gateway"))
-        .redis(redis)
+        .redis_url(&redis.url())
 }
 
 /// An event id (`<ms>-<seq>`) as a pair that orders like the server orders ids.

@@ -57,7 +57,17 @@ async fn subscribe(subscriber: &Client, channels: &[String], sharded: bool) -> b
         return false;
     }
     let r = if sharded {
-        subscriber.ssubscribe(channels.to_vec()).await
+        // Redis Cluster refuses an SSUBSCRIBE naming channels of different
+        // slots (CROSSSLOT), and each kind's channel has its own hash tag:
+        // one command per channel, each sent to the node of its slot.
+        let mut r = Ok(());
+        for channel in channels {
+            r = subscriber.ssubscribe(channel.as_str()).await;
+            if r.is_err() {
+                break;
+            }
+        }
+        r
     } else {
         subscriber.subscribe(channels.to_vec()).await
     };

@@ -4,13 +4,18 @@ use std::time::Duration;
 
 use relay_shared::jobs::service::CancelResult;
 use relay_shared::jobs::JobState;
+use relay_testkit::RedisTarget;
 use serde_json::json;
 
 use crate::support::{terminal_events, Harness};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_and_queued_jobs_are_cancelled_once() {
-    let h = Harness::start().await;
+    cancel_running_and_queued(Harness::start().await).await;
+}
+
+/// The scenario itself, on one Redis or a cluster (see `cluster`).
+pub(crate) async fn cancel_running_and_queued<R: RedisTarget>(h: Harness<R>) {
     let _worker = h.worker().spawn().await;
 
     // Running: the worker is told, the handler stops, the job ends cancelled.

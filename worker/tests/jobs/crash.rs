@@ -5,11 +5,16 @@ use std::time::Duration;
 
 use crate::support::{terminal_events, Harness};
 use relay_shared::jobs::JobState;
+use relay_testkit::RedisTarget;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_s_job_completes_on_another_worker() {
-    let h = Harness::start().await;
+    killed_worker_job_retried(Harness::start().await).await;
+}
+
+/// The scenario itself, on one Redis or a cluster (see `cluster`).
+pub(crate) async fn killed_worker_job_retried<R: RedisTarget>(h: Harness<R>) {
     let mut first = h
         .worker()
         .env("RELAY_INSTANCE_ID", "worker-doomed")

@@ -5,13 +5,18 @@ use std::time::Duration;
 use chrono::DateTime;
 use relay_shared::jobs::model::SubmitRequest;
 use relay_shared::jobs::JobState;
+use relay_testkit::RedisTarget;
 use serde_json::json;
 
 use crate::support::{terminal_events, Harness, OWNER};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_dead_letters_timeouts_delays_and_idempotency() {
-    let h = Harness::start().await;
+    lifecycle_and_idempotency(Harness::start().await).await;
+}
+
+/// The scenario itself, on one Redis or a cluster (see `cluster`).
+pub(crate) async fn lifecycle_and_idempotency<R: RedisTarget>(h: Harness<R>) {
     let _worker = h.worker().spawn().await;
 
     let retried = h

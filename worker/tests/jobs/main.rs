@@ -6,6 +6,7 @@
 //! - [`fairness`]: a per-owner limit on running jobs lets other owners' jobs run.
 //! - [`lifecycle`]: retries, dead letters, timeouts, delays, idempotency, the sweep.
 //! - [`cancel`]: cancelling running and queued jobs.
+//! - [`cluster`]: the job scenarios on a real Redis Cluster.
 //! - [`events`]: every job event names its job (and state events its kind).
 //! - [`outbox`]: the terminal event survives a worker killed or Redis stopped after the end.
 //! - [`order`]: priorities, and graceful shutdown giving jobs back.
@@ -16,6 +17,7 @@
 //! - [`rest`]: the job API through a real gateway process.
 
 mod cancel;
+mod cluster;
 mod crash;
 mod events;
 mod fairness;

@@ -57,8 +57,10 @@ async fn sigterm_gives_a_running_job_back_without_counting_the_attempt() {
         .env("RELAY_INSTANCE_ID", "worker-leaving")
         .spawn()
         .await;
+    // Long enough that it cannot end during the 1 s drain even when a loaded
+    // machine delays the test's view of `job.started` by seconds.
     let id = h
-        .submit("sleep", json!({"ms": 4000, "steps": 4}), json!({}))
+        .submit("sleep", json!({"ms": 12000, "steps": 12}), json!({}))
         .await;
     h.wait_event(&id, "job.started", Duration::from_secs(10))
         .await;
@@ -76,7 +78,7 @@ async fn sigterm_gives_a_running_job_back_without_counting_the_attempt() {
         .env("RELAY_INSTANCE_ID", "worker-staying")
         .spawn()
         .await;
-    let job = h.wait_end(&id, Duration::from_secs(20)).await;
+    let job = h.wait_end(&id, Duration::from_secs(60)).await;
     assert_eq!(
         (job.state, job.attempts),
         (JobState::Completed, 1),

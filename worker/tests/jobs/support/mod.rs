@@ -13,14 +13,16 @@ use relay_shared::jobs::model::{JobRecord, SubmitRequest};
 use relay_shared::jobs::store::{StoreSettings, CHUNK_BYTES};
 use relay_shared::jobs::{Jobs, Queue, Store};
 use relay_shared::topic::Topic;
-use relay_testkit::{wait_until, TestPostgres, TestRedis, TestWorker, WorkerBuilder};
+use relay_testkit::{wait_until, RedisTarget, TestPostgres, TestRedis, TestWorker, WorkerBuilder};
 use serde_json::{json, Value};
 use sha2::Digest;
 
 pub const OWNER: &str = "alice";
 
-pub struct Harness {
-    pub redis: TestRedis,
+/// A Redis (one server by default, or a [`relay_testkit::TestRedisCluster`]),
+/// a PostgreSQL, and the job operations on them.
+pub struct Harness<R = TestRedis> {
+    pub redis: R,
     pub pg: TestPostgres,
     pub jobs: Jobs,
     pub bus: Bus,
@@ -28,9 +30,17 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Harness {
-        let redis = TestRedis::start();
+        Harness::start_on(TestRedis::start()).await
+    }
+}
+
+impl<R: RedisTarget> Harness<R> {
+    /// A harness on this Redis (sharded pub/sub when it is a cluster).
+    pub async fn start_on(redis: R) -> Harness<R> {
         let pg = TestPostgres::start();
-        let client = relay_shared::redis::client(&redis.url()).unwrap();
+        let url = redis.url();
+        let sharded = url.starts_with("redis-cluster://");
+        let client = relay_shared::redis::client(&url).unwrap();
         assert!(
             relay_shared::redis::connect_within(&client, Duration::from_secs(5)).await,
             "redis"
@@ -40,7 +50,7 @@ impl Harness {
             BusSettings {
                 history_size: 10_000,
                 history_ttl: Duration::from_secs(3600),
-                sharded: false,
+                sharded,
             },
         );
         let store = Store::new(&StoreSettings {
@@ -63,7 +73,7 @@ impl Harness {
         }
         let jobs = Jobs::new(
             store,
-            Queue::new(client, false),
+            Queue::new(client, sharded),
             JobEvents::new(bus.clone()),
         );
         Harness {
@@ -78,7 +88,7 @@ impl Harness {
     pub fn worker(&self) -> WorkerBuilder {
         TestWorker::builder()
             .bin(env!("CARGO_BIN_EXE_relay-worker"))
-            .redis(&self.redis)
+            .env("RELAY_REDIS_URL", &self.redis.url())
             .postgres(&self.pg)
             .env("RELAY_JOB_LEASE", "2s")
             .env("RELAY_SHUTDOWN_GRACE", "6s")
