@@ -189,6 +189,34 @@ impl Bus {
         kind: &str,
         data: &RawValue,
     ) -> Result<Published, BusError> {
+        self.publish_with(topic, kind, data, None)
+            .await
+            .map(|(p, _)| p)
+    }
+
+    /// Publishes one event to a topic unless an event with the same
+    /// `marker` was published to it before (within the history TTL): the
+    /// check and the publish are one atomic step, so callers racing to
+    /// publish the same event (a writer and a sweep) publish it once.
+    /// Returns the event's id (the first one's for a repeat) and whether
+    /// this call published it.
+    pub async fn publish_once(
+        &self,
+        topic: &Topic,
+        kind: &str,
+        data: &RawValue,
+        marker: &str,
+    ) -> Result<(Published, bool), BusError> {
+        self.publish_with(topic, kind, data, Some(marker)).await
+    }
+
+    async fn publish_with(
+        &self,
+        topic: &Topic,
+        kind: &str,
+        data: &RawValue,
+        marker: Option<&str>,
+    ) -> Result<(Published, bool), BusError> {
         if kind.is_empty() || kind.len() > MAX_TYPE_LEN {
             return Err(BusError::BadType);
         }
@@ -201,7 +229,10 @@ impl Bus {
         } else {
             "PUBLISH"
         };
-        let keys: Vec<String> = keys::topic_keys(topic).into();
+        let mut keys: Vec<String> = keys::topic_keys(topic).into();
+        if let Some(m) = marker {
+            keys.push(keys::once(topic.as_str(), m));
+        }
         let args: Vec<Value> = vec![
             topic.as_str().into(),
             type_json.into(),
@@ -211,14 +242,14 @@ impl Bus {
             new_epoch().into(),
             op.into(),
         ];
-        let (id, epoch): (String, String) = self
+        let (id, epoch, fresh): (String, String, i64) = self
             .publish
             .evalsha_with_reload(&self.client, keys, args)
             .await?;
         let id = id
             .parse()
             .map_err(|_| BusError::Redis(format!("unexpected stream id {id}")))?;
-        Ok(Published { id, epoch })
+        Ok((Published { id, epoch }, fresh == 1))
     }
 
     /// Reads a topic's history after `since` (or only its position when

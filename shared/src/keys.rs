@@ -23,6 +23,12 @@ pub fn trimmed(topic: &str) -> String {
     format!("relay:{{t:{topic}}}:d")
 }
 
+/// The marker of an event published to a topic at most once (see
+/// [`crate::bus::Bus::publish_once`]); it lives as long as the topic's history.
+pub fn once(topic: &str, marker: &str) -> String {
+    format!("relay:{{t:{topic}}}:o:{marker}")
+}
+
 /// The pub/sub channel carrying a topic's live events.
 pub fn channel(topic: &str) -> String {
     format!("relay:{{t:{topic}}}:c")

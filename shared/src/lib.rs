@@ -17,6 +17,7 @@
 //! - [`telemetry`]: tracing and Prometheus setup.
 //! - [`shutdown`]: SIGTERM/SIGINT to a cancellation token.
 //! - [`clock`]: wall-clock milliseconds.
+//! - [`failpoint`]: places a test can hold a process at (test builds only).
 //! - [`jobs`]: the job half: records in PostgreSQL, the queue on Redis, job events.
 
 pub mod bus;
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod cursor;
 pub mod event;
+pub mod failpoint;
 pub mod instances;
 pub mod jobs;
 pub mod keys;

@@ -5,14 +5,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use relay_shared::jobs::events::{types, JobEvents};
+use relay_shared::jobs::attempt::Attempt;
+use relay_shared::jobs::events::{self, types, JobEvents};
 use relay_shared::jobs::model::Progress;
 use relay_shared::jobs::Store;
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::error::JobError;
+use crate::runner::Core;
+use crate::upload::UploadReader;
 
 /// Levels of `job.log` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,30 @@ pub(crate) struct ProgressSlot {
 
 /// How long a chunk is retried while Redis is away before the attempt fails.
 const CHUNK_RETRY_FOR: Duration = Duration::from_secs(10);
+
+impl Inner {
+    pub(crate) fn new(
+        attempt: &Attempt,
+        core: &Core,
+        stop: CancellationToken,
+        progress: Arc<Mutex<ProgressSlot>>,
+    ) -> Self {
+        Self {
+            id: attempt.lease.id.clone(),
+            kind: attempt.lease.kind.clone(),
+            owner: attempt.owner.clone(),
+            attempt: attempt.lease.attempt,
+            max_attempts: attempt.max_attempts,
+            worker: core.id.clone(),
+            payload: attempt.payload.clone(),
+            events: core.engine.events.clone(),
+            store: core.engine.store.clone(),
+            stop,
+            progress,
+            chunk_seq: AtomicU64::new(0),
+        }
+    }
+}
 
 pub(crate) struct Inner {
     pub(crate) id: String,
@@ -113,6 +140,13 @@ impl JobContext {
             .map_err(|e| JobError::fatal(format!("invalid payload: {e}")))
     }
 
+    /// Opens an upload the payload names (`{"upload_id": "..."}`
+    /// anywhere in it; the gateway checked at submit that it exists and
+    /// belongs to the job's owner), to read it chunk by chunk.
+    pub async fn upload(&self, upload_id: &str) -> Result<UploadReader, JobError> {
+        UploadReader::open(self.inner.store.clone(), upload_id).await
+    }
+
     /// The job store (for reading uploads).
     pub fn store(&self) -> &Store {
         &self.inner.store
@@ -144,7 +178,7 @@ impl JobContext {
         if let Err(e) = self
             .inner
             .events
-            .job(&self.inner.id, types::PROGRESS, &data)
+            .job(&self.inner.id, types::PROGRESS, data)
             .await
         {
             metrics::counter!("relay_job_events_dropped_total", "type" => types::PROGRESS)
@@ -155,11 +189,11 @@ impl JobContext {
 
     /// Publishes `job.log` (best effort, like progress).
     pub async fn log(&self, level: LogLevel, message: impl Into<String>) {
-        let data = json!({ "level": level.as_str(), "message": message.into() });
+        let data = events::log_data(level.as_str(), message.into());
         if let Err(e) = self
             .inner
             .events
-            .job(&self.inner.id, types::LOG, &data)
+            .job(&self.inner.id, types::LOG, data)
             .await
         {
             metrics::counter!("relay_job_events_dropped_total", "type" => types::LOG).increment(1);
@@ -172,14 +206,14 @@ impl JobContext {
     /// stream has a gap and the attempt should fail (retryable).
     pub async fn chunk(&self, text: impl Into<String>) -> Result<(), JobError> {
         let seq = self.inner.chunk_seq.load(Ordering::Acquire);
-        let data = json!({ "seq": seq, "text": text.into() });
+        let data = events::chunk_data(seq, text.into());
         let deadline = tokio::time::Instant::now() + CHUNK_RETRY_FOR;
         let mut delay = Duration::from_millis(50);
         loop {
             match self
                 .inner
                 .events
-                .job(&self.inner.id, types::CHUNK, &data)
+                .job(&self.inner.id, types::CHUNK, data.clone())
                 .await
             {
                 Ok(_) => {

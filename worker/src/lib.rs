@@ -43,10 +43,13 @@
 //! - [`handler`]: the [`Handler`] trait and the [`Registry`] of kinds.
 //! - [`error`]: [`JobError`] and [`JobResult`], what an attempt comes to.
 //! - [`context`]: [`JobContext`]: payload, attempt, progress, logs, chunks, cancellation.
-//! - `runner`: pull loops, one attempt's life (`execute`), background duties
-//!   (lease renewal, reclaim, progress, instance report) and queue signals.
+//! - `runner`: pull loops, running one attempt's handler (`execute`; the
+//!   rules of an attempt are the shared engine's,
+//!   `relay_shared::jobs::attempt`), background duties (lease renewal,
+//!   reclaim, progress, outbox, instance report) and queue signals.
 //! - [`kinds`]: the built-in kinds `sleep`, `stream`, `reconcile`, and
 //!   [`kinds::builtins`], a registry of them.
+//! - [`upload`]: [`UploadReader`], an upload a payload names, read chunk by chunk.
 //! - `server`: `/metrics` and `/healthz`.
 //! - `metrics`: the worker's metric names.
 
@@ -57,6 +60,7 @@ pub mod kinds;
 mod metrics;
 mod runner;
 mod server;
+pub mod upload;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -66,6 +70,7 @@ use std::time::Duration;
 use fred::interfaces::ClientLike;
 use relay_shared::clock::now_ms;
 use relay_shared::config::WorkerConfig;
+use relay_shared::jobs::attempt::{Engine, EngineSettings};
 use relay_shared::jobs::events::JobEvents;
 use relay_shared::jobs::store::StoreSettings;
 use relay_shared::jobs::{Queue, Store, StoreError};
@@ -77,8 +82,9 @@ use tokio_util::task::TaskTracker;
 pub use context::{JobContext, LogLevel};
 pub use error::{JobError, JobResult};
 pub use handler::{handler_fn, BadKind, Handler, Registry};
+pub use relay_shared::jobs::attempt::STOP_GRACE;
 pub use relay_shared::jobs::model::Progress;
-pub use runner::STOP_GRACE;
+pub use upload::UploadReader;
 
 /// Why the worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -170,13 +176,16 @@ impl Worker {
         });
         let core = Arc::new(runner::Core {
             id: id.clone(),
-            store,
-            queue: Queue::new(client.clone(), sharded),
-            events: JobEvents::new(redis.bus),
+            engine: Engine::new(
+                store,
+                Queue::new(client.clone(), sharded),
+                JobEvents::new(redis.bus),
+                EngineSettings::local(config.job_lease),
+            )
+            .per_owner(config.common.max_running_per_owner),
             registry: self.registry,
             kinds: kinds.clone(),
             concurrency,
-            lease: config.job_lease,
             slots: Arc::new(Semaphore::new(concurrency)),
             running: Mutex::new(HashMap::new()),
             wake: kinds.iter().map(|k| (k.clone(), Arc::default())).collect(),
@@ -185,7 +194,7 @@ impl Worker {
             jobs: TaskTracker::new(),
             started_at_ms: now_ms(),
         });
-        if let Err(e) = core.queue.register_kinds(&kinds).await {
+        if let Err(e) = core.engine.queue.register_kinds(&kinds).await {
             tracing::warn!(error = %e, "kinds not registered yet; the heartbeat will");
         }
         tracing::info!(worker = %id, kinds = ?kinds, concurrency, lease = ?config.job_lease, "worker started");

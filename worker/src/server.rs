@@ -47,7 +47,7 @@ async fn health(State(ops): State<Ops>) -> impl IntoResponse {
         "kinds": c.kinds,
         "running": c.running_count(),
         "concurrency": c.concurrency,
-        "redis": c.queue.client().is_connected(),
+        "redis": c.engine.queue.client().is_connected(),
     });
     (StatusCode::OK, axum::Json(body))
 }

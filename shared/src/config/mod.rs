@@ -59,6 +59,11 @@ pub struct CommonConfig {
     #[arg(long, env = "RELAY_LOG_FORMAT", default_value = "text", value_enum)]
     pub log_format: LogFormat,
 
+    /// Most jobs of one kind one owner may have running at once (0: no
+    /// limit); an owner at the limit waits while other owners' jobs run.
+    #[arg(long, env = "RELAY_MAX_RUNNING_PER_OWNER", default_value = "0")]
+    pub max_running_per_owner: u32,
+
     /// This instance's name in `/v1/status` and metrics (default: host name and process id).
     #[arg(long, env = "RELAY_INSTANCE_ID")]
     pub instance_id: Option<String>,

@@ -106,8 +106,10 @@ fn parse<T: serde::de::DeserializeOwned>(kind: &str, payload: &Value) -> Result<
 }
 
 /// Checks the payload of a built-in kind; other kinds' payloads are the
-/// application's business (any JSON object).
+/// application's business (any JSON object), but every kind's `upload_id`s
+/// must be strings, at most [`MAX_UPLOADS_NAMED`] of them.
 pub fn validate(kind: &str, payload: &Value) -> Result<(), String> {
+    validate_upload_refs(payload)?;
     match kind {
         "sleep" => {
             let p: SleepPayload = parse(kind, payload)?;
@@ -150,16 +152,58 @@ pub fn validate(kind: &str, payload: &Value) -> Result<(), String> {
     }
 }
 
-/// The uploads a payload of a built-in kind names (checked for existence and
-/// ownership at submit time).
-pub fn uploads_named(kind: &str, payload: &Value) -> Vec<String> {
-    match kind {
-        "reconcile" => match serde_json::from_value::<ReconcilePayload>(payload.clone()) {
-            Ok(p) => vec![p.left.upload_id, p.right.upload_id],
-            Err(_) => vec![],
-        },
-        _ => vec![],
+/// Most uploads one payload may name.
+pub const MAX_UPLOADS_NAMED: usize = 64;
+
+/// Every upload a payload names, of any kind: the `upload_id` of each
+/// object anywhere in it (nested in objects and arrays) that has one.
+/// Each is checked for existence and ownership at submit time, so no
+/// kind's payload can name someone else's upload. (`kind` does not
+/// matter: every kind's uploads are found the same way.)
+pub fn uploads_named(_kind: &str, payload: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    collect_uploads(payload, &mut out);
+    out
+}
+
+fn collect_uploads(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::String(id)) = map.get("upload_id") {
+                if !out.contains(id) {
+                    out.push(id.clone());
+                }
+            }
+            map.values().for_each(|v| collect_uploads(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_uploads(v, out)),
+        _ => {}
     }
+}
+
+/// Checks the `upload_id`s of any payload: strings, at most [`MAX_UPLOADS_NAMED`].
+fn validate_upload_refs(payload: &Value) -> Result<(), String> {
+    fn walk(v: &Value, n: &mut usize) -> Result<(), String> {
+        match v {
+            Value::Object(map) => {
+                if let Some(id) = map.get("upload_id") {
+                    if !id.is_string() {
+                        return Err("upload_id must be a string".into());
+                    }
+                    *n += 1;
+                    if *n > MAX_UPLOADS_NAMED {
+                        return Err(format!(
+                            "a payload may name at most {MAX_UPLOADS_NAMED} uploads"
+                        ));
+                    }
+                }
+                map.values().try_for_each(|v| walk(v, n))
+            }
+            Value::Array(items) => items.iter().try_for_each(|v| walk(v, n)),
+            _ => Ok(()),
+        }
+    }
+    walk(payload, &mut 0)
 }
 
 #[cfg(test)]
@@ -186,5 +230,20 @@ mod tests {
         bad["delimiter"] = json!("|");
         assert!(validate("reconcile", &bad).is_err());
         assert!(validate("my-kind", &json!({"anything": 1})).is_ok());
+    }
+
+    #[test]
+    fn every_kind_s_uploads_are_found_anywhere_in_the_payload() {
+        let p = json!({"doc": {"upload_id": "a"}, "pages": [{"scan": {"upload_id": "b"}}, {"upload_id": "a"}], "note": "upload_id"});
+        assert_eq!(
+            uploads_named("ocr", &p),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        assert!(validate("ocr", &p).is_ok());
+        assert!(validate("ocr", &json!({"x": {"upload_id": 5}})).is_err());
+        let many: Vec<_> = (0..=MAX_UPLOADS_NAMED)
+            .map(|i| json!({"upload_id": i.to_string()}))
+            .collect();
+        assert!(validate("ocr", &json!({ "files": many })).is_err());
     }
 }

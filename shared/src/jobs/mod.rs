@@ -8,9 +8,10 @@
 //! Redis when it ends; PostgreSQL keeps it.
 //!
 //! Every terminal state is written by one conditional `UPDATE ... WHERE state
-//! IN ('queued','running') [AND lease_token = $token] RETURNING`, and its event
-//! is published ([`events`]) only when that update changed a row, so a job
-//! reaches exactly one terminal state, whatever crashes and retries happen.
+//! IN ('queued','running') [AND lease_token = $token] RETURNING`, so a job
+//! reaches exactly one terminal state, whatever crashes and retries happen;
+//! the same statement queues its event in an outbox, published once by the
+//! writer or a sweep ([`outbox`]), so the end is always announced, once.
 //!
 //! # Layout
 //!
@@ -19,13 +20,17 @@
 //! - [`store`]: PostgreSQL: pool, migrations, job records, uploads.
 //! - [`queue`]: the Redis queue: leases, retries, delays, priorities, cancellation (Lua scripts in `lua/`).
 //! - [`events`]: publishing job events to `job:{id}`, `user:{owner}` and `jobs`.
+//! - [`outbox`]: terminal events announced once, by their writer or a sweep.
+//! - [`attempt`]: the rules of one attempt, for the Rust worker and workers over HTTP.
 //! - [`backoff`]: exponential backoff with jitter.
 //! - [`service`]: [`Jobs`]: submit, cancel, re-drive and the sweeps, on top of the three.
 
+pub mod attempt;
 pub mod backoff;
 pub mod events;
 pub mod kinds;
 pub mod model;
+pub mod outbox;
 pub mod queue;
 pub mod service;
 pub mod store;

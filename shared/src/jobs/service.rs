@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::events::JobEvents;
+use super::events::{Ending, JobEvents, JobRef};
 use super::model::{JobRecord, JobState, NewJob};
+use super::outbox;
 use super::queue::{CancelOutcome, Queue, QueueError};
 use super::store::{Cursor, QueueEntry, Store, StoreError, Terminal};
 
@@ -100,7 +101,7 @@ impl Jobs {
                 s if s.is_terminal() => return Ok(CancelResult::AlreadyEnded(job)),
                 JobState::Queued => {
                     if let Some(done) = self.store.cancel_queued(id, reason).await? {
-                        self.announce_cancelled(&done, reason).await;
+                        self.announce_cancelled(&done).await;
                         if let Err(e) = self.queue.cancel(&done.kind, id).await {
                             tracing::warn!(job_id = id, error = %e, "cancelled job left in the queue; its worker will drop it");
                         }
@@ -108,7 +109,7 @@ impl Jobs {
                     }
                 }
                 _ => {
-                    if self.store.request_cancel(id).await? {
+                    if self.store.request_cancel(id, reason).await? {
                         match self.queue.cancel(&job.kind, id).await? {
                             CancelOutcome::Signalled => return Ok(CancelResult::Stopping(job)),
                             // No worker holds it (taken back, or lost with Redis): end it here.
@@ -117,7 +118,7 @@ impl Jobs {
                                     reason: reason.to_string(),
                                 };
                                 if let Some(done) = self.store.finish(id, None, &end, None).await? {
-                                    self.announce_cancelled(&done, reason).await;
+                                    self.announce_cancelled(&done).await;
                                     return Ok(CancelResult::Cancelled(done));
                                 }
                             }
@@ -129,11 +130,17 @@ impl Jobs {
         Err(JobsError::Busy)
     }
 
-    async fn announce_cancelled(&self, job: &JobRecord, reason: &str) {
+    /// Announces a cancel this call recorded (with the reason the record kept).
+    async fn announce_cancelled(&self, job: &JobRecord) {
         metrics::counter!("relay_jobs_cancelled_total", "kind" => job.kind.clone()).increment(1);
-        if let Err(e) = self.events.cancelled(&job.id, &job.owner, reason).await {
-            tracing::error!(job_id = %job.id, error = %e, "job.cancelled not published (the record holds the state)");
-        }
+        let reason = job.error.as_deref().unwrap_or("cancelled");
+        let ending = Ending::Cancelled { reason };
+        outbox::announce(&self.store, &self.events, JobRef::of(job), &ending).await;
+    }
+
+    /// Publishes terminal events whose writer did not (see [`outbox::sweep`]).
+    pub async fn sweep_outbox(&self) -> Result<usize, JobsError> {
+        Ok(outbox::sweep(&self.store, &self.events).await?)
     }
 
     /// Re-drives a dead letter as a new job; `None` when `id` is not a dead letter.

@@ -1,12 +1,20 @@
 -- Publish one event: append it to the topic's stream, keep the topic's epoch,
 -- and publish the ready-made event frame on the topic's channel.
--- KEYS: 1 stream, 2 epoch, 3 channel, 4 trimmed marker (one hash slot)
+-- With a fifth key (a "once" marker), the event is published only if no
+-- event with that marker was published to the topic before: a repeat
+-- publishes nothing and answers the first one's id.
+-- KEYS: 1 stream, 2 epoch, 3 channel, 4 trimmed marker, [5 once marker] (one hash slot)
 -- ARGV: 1 topic, 2 type (a JSON string literal), 3 data (JSON),
 --       4 history size, 5 history ttl (ms), 6 candidate epoch, 7 PUBLISH or SPUBLISH
+-- Returns {id, epoch, 1 if published now or 0 for a repeat}
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = ARGV[6]
   redis.call('SET', KEYS[2], epoch)
+end
+if KEYS[5] then
+  local first = redis.call('GET', KEYS[5])
+  if first then return {first, epoch, 0} end
 end
 -- Trimming does not move XINFO's max-deleted-entry-id, so remember the
 -- newest id this publish trims: a replay from before it is not recovered.
@@ -26,4 +34,5 @@ local ms = string.match(id, '^(%d+)-')
 local frame = '{"op":"event","id":"' .. id .. '","topic":"' .. ARGV[1] .. '","type":' .. ARGV[2]
   .. ',"data":' .. ARGV[3] .. ',"ts":' .. ms .. '}'
 redis.call(ARGV[7], KEYS[3], frame)
-return {id, epoch}
+if KEYS[5] then redis.call('SET', KEYS[5], id, 'PX', ARGV[5]) end
+return {id, epoch, 1}

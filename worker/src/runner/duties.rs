@@ -1,6 +1,7 @@
 //! The worker's background duties, one task each, none per job:
 //! lease renewal, reclaiming lapsed leases, writing progress to
-//! PostgreSQL, and reporting the worker and its queues.
+//! PostgreSQL, publishing terminal events left in the outbox, and
+//! reporting the worker and its queues.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,25 +10,27 @@ use std::time::Duration;
 use fred::prelude::*;
 use relay_shared::clock::now_ms;
 use relay_shared::instances::{self, InstanceReport, WorkerReport};
+use relay_shared::jobs::outbox;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Core, StopReason};
 use crate::metrics;
 
-/// Most leases renewed in one script call.
-const RENEW_BATCH: usize = 500;
 /// Most lapsed leases taken back per kind per sweep.
 const RECLAIM_BATCH: usize = 100;
 /// How often the latest progress of running jobs is written to PostgreSQL.
 pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// How often the outbox is swept for terminal events their writer did not publish.
+pub(crate) const OUTBOX_EVERY: Duration = Duration::from_secs(2);
 /// How often the worker reports itself and its queues' depth.
 pub(crate) const HEARTBEAT_EVERY: Duration = instances::REPORT_EVERY;
 
 /// Starts every duty on `tasks`; they end when `stop` fires.
 pub(crate) fn spawn_duties(core: &Arc<Core>, tasks: &TaskTracker, stop: &CancellationToken) {
-    let renew_every = (core.lease / 3).max(Duration::from_millis(200));
-    let reclaim_every = (core.lease / 2).max(Duration::from_millis(500));
+    let lease = core.engine.settings().lease;
+    let renew_every = (lease / 3).max(Duration::from_millis(200));
+    let reclaim_every = (lease / 2).max(Duration::from_millis(500));
     tasks.spawn(every(
         renew_every,
         stop.clone(),
@@ -45,6 +48,12 @@ pub(crate) fn spawn_duties(core: &Arc<Core>, tasks: &TaskTracker, stop: &Cancell
         stop.clone(),
         core.clone(),
         |c| async move { flush_progress(&c).await },
+    ));
+    tasks.spawn(every(
+        OUTBOX_EVERY,
+        stop.clone(),
+        core.clone(),
+        |c| async move { sweep_outbox(&c).await },
     ));
     tasks.spawn(every(
         HEARTBEAT_EVERY,
@@ -81,20 +90,17 @@ async fn renew(core: &Core) {
                 .push((id.clone(), job.token.clone()));
         }
     }
-    let lease_ms = core.lease.as_millis() as u64;
     for (kind, leases) in by_kind {
-        for batch in leases.chunks(RENEW_BATCH) {
-            match core.queue.renew(&kind, batch, lease_ms).await {
-                Ok((lost, cancel)) => {
-                    for id in lost {
-                        core.stop_job(&id, StopReason::Lost);
-                    }
-                    for id in cancel {
-                        core.stop_job(&id, StopReason::Cancelled("cancelled by request".into()));
-                    }
+        match core.engine.renew(&kind, &leases).await {
+            Ok(r) => {
+                for id in r.lost {
+                    core.stop_job(&id, StopReason::Lost);
                 }
-                Err(e) => tracing::warn!(kind = %kind, error = %e, "lease renewal failed"),
+                for id in r.cancel {
+                    core.stop_job(&id, StopReason::Cancelled("cancelled by request".into()));
+                }
             }
+            Err(e) => tracing::warn!(kind = %kind, error = %e, "lease renewal failed"),
         }
     }
 }
@@ -102,23 +108,19 @@ async fn renew(core: &Core) {
 /// Takes back this worker's kinds' jobs whose lease lapsed.
 async fn reclaim(core: &Core) {
     for kind in &core.kinds {
-        let reclaimed = match core.queue.reclaim(kind, RECLAIM_BATCH).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(kind = %kind, error = %e, "reclaim failed");
-                continue;
-            }
-        };
-        for r in reclaimed {
-            metrics::reclaimed(kind);
-            tracing::warn!(job_id = %r.id, kind = %kind, attempt = r.attempt, worker = %r.worker, exhausted = r.exhausted, "lease lapsed; job taken back");
-            if !r.exhausted {
-                let error = format!("lease expired (worker {} stopped renewing)", r.worker);
-                if let Err(e) = core.events.retrying(&r.id, r.attempt, &error, 0).await {
-                    tracing::debug!(error = %e, "job.retrying not published");
-                }
-            }
+        if let Err(e) = core.engine.reclaim(kind, RECLAIM_BATCH).await {
+            tracing::debug!(kind = %kind, error = %e, "reclaim failed");
         }
+    }
+}
+
+/// Publishes terminal events whose writer died (or lost Redis) first.
+async fn sweep_outbox(core: &Core) {
+    if !core.engine.store.is_migrated() {
+        return;
+    }
+    if let Err(e) = outbox::sweep(&core.engine.store, &core.engine.events).await {
+        tracing::debug!(error = %e, "outbox sweep failed");
     }
 }
 
@@ -137,7 +139,7 @@ async fn flush_progress(core: &Core) {
             }
         }
     }
-    if let Err(e) = core.store.save_progress(&batch).await {
+    if let Err(e) = core.engine.store.save_progress(&batch).await {
         tracing::debug!(error = %e, jobs = batch.len(), "progress not saved");
         // Mark them dirty again so the next flush tries once more.
         if let Ok(running) = core.running.lock() {
@@ -164,18 +166,18 @@ async fn heartbeat(core: &Core) {
         started_at_ms: core.started_at_ms,
         seen_ms: now_ms(),
     });
-    let client = core.queue.client();
+    let client = core.engine.queue.client();
     if client.is_connected() {
         if let Err(e) = instances::write(client, &report).await {
             tracing::debug!(error = %e, "heartbeat not written");
         }
     }
     for kind in &core.kinds {
-        if let Ok(d) = core.queue.depth(kind).await {
+        if let Ok(d) = core.engine.queue.depth(kind).await {
             metrics::depth(kind, d);
         }
     }
-    if let Ok(dead) = core.store.dead_counts().await {
+    if let Ok(dead) = core.engine.store.dead_counts().await {
         for (kind, n) in dead {
             if core.kinds.contains(&kind) {
                 metrics::dead(&kind, n);
@@ -186,7 +188,7 @@ async fn heartbeat(core: &Core) {
 
 /// Removes this worker's report (on shutdown).
 pub(crate) async fn deregister(core: &Core) {
-    if let Err(e) = instances::forget(core.queue.client(), &core.id).await {
+    if let Err(e) = instances::forget(core.engine.queue.client(), &core.id).await {
         tracing::debug!(error = %e, "instance entry not removed");
     }
 }

@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use relay_shared::clock::now_ms;
-use relay_shared::jobs::events::JobEvents;
-use relay_shared::jobs::{Queue, Store};
+use relay_shared::jobs::attempt::Engine;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,13 +50,11 @@ pub(crate) struct RunningJob {
 /// Everything the worker's tasks share.
 pub(crate) struct Core {
     pub(crate) id: String,
-    pub(crate) store: Store,
-    pub(crate) queue: Queue,
-    pub(crate) events: JobEvents,
+    /// The attempt rules (and the store, queue and events under them).
+    pub(crate) engine: Engine,
     pub(crate) registry: Registry,
     pub(crate) kinds: Vec<String>,
     pub(crate) concurrency: usize,
-    pub(crate) lease: Duration,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) running: Mutex<HashMap<String, RunningJob>>,
     pub(crate) wake: HashMap<String, Arc<Notify>>,
@@ -126,11 +123,7 @@ impl Core {
                 }
             }
             let wanted = permits.len();
-            let pulled = match self
-                .queue
-                .pull(&kind, &self.id, self.lease.as_millis() as u64, wanted)
-                .await
-            {
+            let pulled = match self.engine.pull(&kind, &self.id, wanted).await {
                 Ok(p) => p,
                 Err(e) => {
                     drop(permits);
@@ -181,5 +174,4 @@ impl Core {
 }
 
 pub(crate) use duties::{deregister, spawn_duties};
-pub use execute::STOP_GRACE;
 pub(crate) use signals::spawn_signals;

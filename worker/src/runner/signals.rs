@@ -20,7 +20,7 @@ pub(crate) fn spawn_signals(
     stop: &CancellationToken,
 ) {
     let channels: Vec<String> = core.kinds.iter().map(|k| keys::events(k)).collect();
-    let sharded = core.queue.sharded();
+    let sharded = core.engine.queue.sharded();
     let (core, stop) = (core.clone(), stop.clone());
     tasks.spawn(async move {
         let mut messages = subscriber.message_rx();

@@ -34,7 +34,11 @@ pub(crate) async fn cancel_running_and_queued<R: RedisTarget>(h: Harness<R>) {
     let cancelled = h
         .wait_event(&running, "job.cancelled", Duration::from_secs(2))
         .await;
-    assert_eq!(cancelled["reason"], "cancelled by request");
+    assert_eq!(
+        cancelled["reason"], "cancelled by alice",
+        "the reason given to cancel"
+    );
+    assert_eq!(job.error.as_deref(), Some("cancelled by alice"));
     // A second cancel finds it ended (the gateway answers 409).
     assert!(matches!(
         h.jobs.cancel(&running, "again").await.unwrap(),

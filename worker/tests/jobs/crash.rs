@@ -26,7 +26,10 @@ pub(crate) async fn killed_worker_job_retried<R: RedisTarget>(h: Harness<R>) {
     let started = h
         .wait_event(&id, "job.started", Duration::from_secs(10))
         .await;
-    assert_eq!(started, json!({"attempt": 1, "worker": "worker-doomed"}));
+    assert_eq!(
+        started,
+        json!({"attempt": 1, "worker": "worker-doomed", "job_id": id, "kind": "sleep"})
+    );
     h.wait_event(&id, "job.progress", Duration::from_secs(5))
         .await;
 
@@ -50,8 +53,8 @@ pub(crate) async fn killed_worker_job_retried<R: RedisTarget>(h: Harness<R>) {
     assert_eq!(
         starts,
         vec![
-            json!({"attempt": 1, "worker": "worker-doomed"}),
-            json!({"attempt": 2, "worker": "worker-heir"})
+            json!({"attempt": 1, "worker": "worker-doomed", "job_id": id, "kind": "sleep"}),
+            json!({"attempt": 2, "worker": "worker-heir", "job_id": id, "kind": "sleep"})
         ]
     );
     let retrying = events

@@ -103,3 +103,59 @@ async fn jobs_through_the_gateway() {
         "{status}"
     );
 }
+
+/// The server API reads dead letters with their payloads (a backend
+/// re-driving or repairing a failed job needs them), as SECURITY.md says;
+/// an end user's token cannot read the list at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_api_reads_dead_letters_with_their_payloads_and_users_cannot() {
+    let h = Harness::start().await;
+    let gw = TestGateway::builder()
+        .redis(&h.redis)
+        .postgres(&h.pg)
+        .env("RELAY_AUTH", "jwt")
+        .env("RELAY_JWT_SECRET", relay_testkit::jwt::SECRET)
+        .spawn()
+        .await;
+    let _worker = h.worker().spawn().await;
+    let payload = json!({"ms": 0, "steps": 1, "fail_attempts": 1});
+    let id = h
+        .submit("sleep", payload.clone(), json!({"max_attempts": 1}))
+        .await;
+    assert_eq!(
+        h.wait_end(&id, Duration::from_secs(20)).await.state,
+        JobState::Failed
+    );
+
+    let resp = gw
+        .http()
+        .get(gw.http_url("/v1/dead-letters"))
+        .header("X-Api-Key", relay_testkit::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let list: Value = resp.json().await.unwrap();
+    let dead = list["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(dead["payload"], payload);
+    assert_eq!(dead["owner"], crate::support::OWNER);
+
+    let user = relay_testkit::jwt::hs256(&relay_testkit::jwt::claims(crate::support::OWNER));
+    let resp = gw
+        .http()
+        .get(gw.http_url("/v1/dead-letters"))
+        .bearer_auth(user)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(resp.status().as_u16(), 401 | 403),
+        "{}",
+        resp.status()
+    );
+}

@@ -19,13 +19,20 @@ pub fn active(kind: &str) -> String {
 
 /// Prefix of the per-job hashes (`a` attempts, `m` max attempts, `p`
 /// priority, `t` timeout ms, `k` lease token, `w` worker, `c` cancel asked,
-/// `x` attempts exhausted).
+/// `x` attempts exhausted, `st` the lease's start ms, `s` the attempt's
+/// next chunk `seq`, `o` owner, `r` counted in [`owners`]).
 pub fn job_prefix(kind: &str) -> String {
     format!("relay:{{q:{kind}}}:j:")
 }
 
 pub fn job(kind: &str, id: &str) -> String {
     format!("relay:{{q:{kind}}}:j:{id}")
+}
+
+/// Leased jobs per owner (hash: owner -> running count), kept while a
+/// per-owner limit is in force.
+pub fn owners(kind: &str) -> String {
+    format!("relay:{{q:{kind}}}:owners")
 }
 
 /// The channel telling workers of a kind about new jobs (`n`) and cancels (`c:<id>`).
@@ -53,6 +60,7 @@ mod tests {
             active("sleep"),
             job("sleep", "x"),
             events("sleep"),
+            owners("sleep"),
         ] {
             assert!(k.starts_with("relay:{q:sleep}:"), "{k}");
         }

@@ -11,6 +11,8 @@
 //!   cancels asked for.
 //! - `ack` / `retry` / `release`: only with the lease token, so an attempt
 //!   that lost its lease cannot move the job.
+//! - `touch`: checks and renews one lease (for a holder that keeps nothing
+//!   between calls), keeping the attempt's next chunk `seq`.
 //! - `reclaim`: takes back jobs whose lease lapsed and queues them again
 //!   (marked exhausted when out of attempts, so the next taker fails them).
 //! - `cancel`: removes a waiting job, or flags a running one and tells its
@@ -103,6 +105,24 @@ pub struct Reclaimed {
     pub exhausted: bool,
     /// The worker that held the lease.
     pub worker: String,
+    /// A cancel was asked for (the next taker ends the job `cancelled`).
+    pub cancel: bool,
+}
+
+/// One lease as [`Queue::touch`] found it (and renewed it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Touched {
+    /// A cancel was asked for.
+    pub cancel: bool,
+    /// The attempt ran past its timeout.
+    pub timed_out: bool,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    /// The attempt's next chunk `seq`.
+    pub seq: u64,
+    /// Milliseconds since the lease began.
+    pub ran_ms: u64,
 }
 
 /// How many jobs of one kind are where.
@@ -142,6 +162,7 @@ struct Scripts {
     cancel: Script,
     reclaim: Script,
     stats: Script,
+    touch: Script,
 }
 
 /// Handle to the queue; cheap to clone.
@@ -165,6 +186,7 @@ impl Queue {
             cancel: s(include_str!("lua/cancel.lua")),
             reclaim: s(include_str!("lua/reclaim.lua")),
             stats: s(include_str!("lua/stats.lua")),
+            touch: s(include_str!("lua/touch.lua")),
         };
         Self {
             client,
@@ -212,6 +234,7 @@ impl Queue {
             (e.attempts as i64).into(),
             keys::events(k).into(),
             self.publish_op().into(),
+            e.owner.as_str().into(),
         ];
         let added: i64 = self
             .scripts
@@ -221,20 +244,29 @@ impl Queue {
         Ok(added == 1)
     }
 
-    /// Takes up to `n` jobs of a kind, each with a lease of `lease_ms` held by `worker`.
+    /// Takes up to `n` jobs of a kind, each with a lease of `lease_ms` held
+    /// by `worker`; with `per_owner` > 0, skips jobs whose owner already has
+    /// that many of the kind's jobs running (they wait for a later pull).
     pub async fn pull(
         &self,
         kind: &str,
         worker: &str,
         lease_ms: u64,
         n: usize,
+        per_owner: u32,
     ) -> Result<Pulled, QueueError> {
         self.check_connected()?;
-        let keys = vec![keys::wait(kind), keys::delayed(kind), keys::active(kind)];
+        let keys = vec![
+            keys::wait(kind),
+            keys::delayed(kind),
+            keys::active(kind),
+            keys::owners(kind),
+        ];
         let mut args: Vec<Value> = vec![
             keys::job_prefix(kind).into(),
             (lease_ms as i64).into(),
             worker.into(),
+            (per_owner as i64).into(),
         ];
         args.extend((0..n.max(1)).map(|_| Value::from(super::new_token())));
         let reply: Value = self
@@ -283,6 +315,7 @@ impl Queue {
             keys::wait(kind),
             keys::delayed(kind),
             keys::job(kind, id),
+            keys::owners(kind),
         ]
     }
 
@@ -290,7 +323,12 @@ impl Queue {
     /// still holds it. `true` when removed.
     pub async fn ack(&self, kind: &str, id: &str, token: Option<&str>) -> Result<bool, QueueError> {
         self.check_connected()?;
-        let args: Vec<Value> = vec![id.into(), token.unwrap_or("").into()];
+        let args: Vec<Value> = vec![
+            id.into(),
+            token.unwrap_or("").into(),
+            keys::events(kind).into(),
+            self.publish_op().into(),
+        ];
         let n: i64 = self
             .scripts
             .ack
@@ -364,7 +402,7 @@ impl Queue {
     /// Takes back up to `max` jobs of a kind whose lease lapsed.
     pub async fn reclaim(&self, kind: &str, max: usize) -> Result<Vec<Reclaimed>, QueueError> {
         self.check_connected()?;
-        let keys = vec![keys::active(kind), keys::wait(kind)];
+        let keys = vec![keys::active(kind), keys::wait(kind), keys::owners(kind)];
         let args: Vec<Value> = vec![
             keys::job_prefix(kind).into(),
             (max.max(1) as i64).into(),
@@ -379,10 +417,11 @@ impl Queue {
         let mut out = Vec::new();
         for item in array(reply).ok_or(QueueError::Reply("reclaim"))? {
             let mut f = array(item).ok_or(QueueError::Reply("reclaim"))?.into_iter();
-            let (Some(id), Some(attempt), Some(ex), worker) = (
+            let (Some(id), Some(attempt), Some(ex), worker, cancel) = (
                 f.next().and_then(string),
                 f.next().and_then(int),
                 f.next().and_then(int),
+                f.next().and_then(string),
                 f.next().and_then(string),
             ) else {
                 return Err(QueueError::Reply("reclaim"));
@@ -392,9 +431,37 @@ impl Queue {
                 attempt: attempt.max(0) as u32,
                 exhausted: ex == 1,
                 worker: worker.unwrap_or_default(),
+                cancel: cancel.as_deref() == Some("1"),
             });
         }
         Ok(out)
+    }
+
+    /// Checks that `token` still holds job `id`'s lease and renews it for
+    /// `lease_ms`, recording the attempt's next chunk seq if given; `None`
+    /// when the lease is not held (nothing changed).
+    pub async fn touch(
+        &self,
+        kind: &str,
+        id: &str,
+        token: &str,
+        lease_ms: u64,
+        next_seq: Option<u64>,
+    ) -> Result<Option<Touched>, QueueError> {
+        self.check_connected()?;
+        let keys = vec![keys::active(kind), keys::job(kind, id)];
+        let args: Vec<Value> = vec![
+            id.into(),
+            token.into(),
+            (lease_ms as i64).into(),
+            next_seq.map_or(-1, |s| s as i64).into(),
+        ];
+        let reply: Value = self
+            .scripts
+            .touch
+            .evalsha_with_reload(&self.client, keys, args)
+            .await?;
+        reply::touched(reply).ok_or(QueueError::Reply("touch"))
     }
 
     /// How many jobs of a kind wait, are delayed, and run.

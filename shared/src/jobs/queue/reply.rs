@@ -2,7 +2,7 @@
 
 use fred::types::Value;
 
-use super::{Leased, Pulled};
+use super::{Leased, Pulled, Touched};
 
 pub(super) fn array(v: Value) -> Option<Vec<Value>> {
     match v {
@@ -52,4 +52,23 @@ pub(super) fn pulled(kind: &str, v: Value) -> Option<Pulled> {
         jobs: out,
         next_delayed_ms: u64::try_from(wait_ms).ok(),
     })
+}
+
+/// `{0}`, or `{1, cancel, timed_out, attempt, max, timeout, seq, ran}`.
+pub(super) fn touched(v: Value) -> Option<Option<Touched>> {
+    let mut f = array(v)?.into_iter();
+    if int(f.next()?)? != 1 {
+        return Some(None);
+    }
+    let mut n = || f.next().and_then(int);
+    let (cancel, timed_out) = (n()? == 1, n()? == 1);
+    Some(Some(Touched {
+        cancel,
+        timed_out,
+        attempt: n()?.max(0) as u32,
+        max_attempts: n()?.max(1) as u32,
+        timeout_ms: n()?.max(1) as u64,
+        seq: n()?.max(0) as u64,
+        ran_ms: n()?.max(0) as u64,
+    }))
 }

@@ -5,6 +5,7 @@
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
+use super::outbox::{outbox_claim_ms, outbox_insert};
 use super::records::{record, Cursor, Ended, ListFilter, Started, Terminal, RECORD_COLUMNS};
 use super::writers::{FinishReq, StartReq, MARK_ENQUEUED};
 use super::{Store, StoreError};
@@ -141,7 +142,9 @@ impl Store {
 
     /// Writes a terminal state, once: only while the job is live and, when a
     /// token is given, only for the attempt holding it. Returns the record
-    /// when this call ended the job.
+    /// when this call ended the job. A cancelled job keeps the reason its
+    /// cancel gave, if any. The end's event is queued in the outbox by the
+    /// same statement (see [`Store::claim_outbox`]).
     pub async fn finish(
         &self,
         id: &str,
@@ -154,10 +157,15 @@ impl Store {
         let conn = self.conn().await?;
         let stmt = conn
             .prepare_cached(&format!(
-                "UPDATE jobs SET state = $2, result = $3, error = $4, dead = $5, progress = COALESCE($6, progress),
-                        finished_at = now(), updated_at = now(), lease_token = NULL
-                 WHERE id = $1 AND state IN ('queued', 'running') AND ($7::text IS NULL OR lease_token = $7)
-                 RETURNING {RECORD_COLUMNS}"
+                "WITH ended AS (
+                    UPDATE jobs SET state = $2, result = $3, dead = $5, progress = COALESCE($6, progress),
+                           error = CASE WHEN $2 = 'cancelled' THEN COALESCE(cancel_reason, $4) ELSE $4 END,
+                           finished_at = now(), updated_at = now(), lease_token = NULL
+                    WHERE id = $1 AND state IN ('queued', 'running') AND ($7::text IS NULL OR lease_token = $7)
+                    RETURNING {RECORD_COLUMNS}
+                 ), {}
+                 SELECT * FROM ended",
+                outbox_insert(8)
             ))
             .await?;
         let row = conn
@@ -171,6 +179,7 @@ impl Store {
                     &dead,
                     &progress,
                     &token,
+                    &outbox_claim_ms(),
                 ],
             )
             .await?;
@@ -230,7 +239,8 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Cancels a job that is still `queued`; the record when this call did it.
+    /// Cancels a job that is still `queued`; the record when this call did
+    /// it (its event queued in the outbox by the same statement).
     pub async fn cancel_queued(
         &self,
         id: &str,
@@ -239,26 +249,32 @@ impl Store {
         let conn = self.conn().await?;
         let stmt = conn
             .prepare_cached(&format!(
-                "UPDATE jobs SET state = 'cancelled', error = $2, finished_at = now(), updated_at = now(), lease_token = NULL
-                 WHERE id = $1 AND state = 'queued' RETURNING {RECORD_COLUMNS}"
+                "WITH ended AS (
+                    UPDATE jobs SET state = 'cancelled', error = $2, finished_at = now(), updated_at = now(), lease_token = NULL
+                    WHERE id = $1 AND state = 'queued' RETURNING {RECORD_COLUMNS}
+                 ), {}
+                 SELECT * FROM ended",
+                outbox_insert(3)
             ))
             .await?;
-        conn.query_opt(&stmt, &[&id, &reason])
+        conn.query_opt(&stmt, &[&id, &reason, &outbox_claim_ms()])
             .await?
             .map(|r| record(&r))
             .transpose()
     }
 
-    /// Notes that a running job was asked to stop; `false` when it is not running.
-    pub async fn request_cancel(&self, id: &str) -> Result<bool, StoreError> {
+    /// Notes that a running job was asked to stop, and why (the first
+    /// reason given is kept: the job ends with it); `false` when it is not running.
+    pub async fn request_cancel(&self, id: &str, reason: &str) -> Result<bool, StoreError> {
         let conn = self.conn().await?;
         let stmt = conn
             .prepare_cached(
-                "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, now()), updated_at = now()
+                "UPDATE jobs SET cancel_requested_at = COALESCE(cancel_requested_at, now()),
+                        cancel_reason = COALESCE(cancel_reason, $2), updated_at = now()
                  WHERE id = $1 AND state = 'running'",
             )
             .await?;
-        let n = conn.execute(&stmt, &[&id]).await?;
+        let n = conn.execute(&stmt, &[&id, &reason]).await?;
         Ok(n == 1)
     }
 

@@ -17,6 +17,7 @@
 mod batch;
 mod jobs;
 mod maintenance;
+mod outbox;
 mod records;
 mod uploads;
 mod writers;
@@ -30,6 +31,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio::sync::Mutex;
 use tokio_postgres::NoTls;
 
+pub use outbox::Unannounced;
 pub use records::{Cursor, Ended, ListFilter, QueueEntry, Started, Terminal};
 pub use uploads::{UploadMeta, CHUNK_BYTES};
 
@@ -43,6 +45,11 @@ const MIGRATION_LOCK: i64 = 0x7265_6c61_795f_6d67; // "relay_mg"
 /// How long a caller waits for a pooled connection (or a new one) before
 /// PostgreSQL is taken as unavailable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the writer of a terminal state keeps the claim on its outbox
+/// row (it publishes the event within that time, normally at once); once it
+/// lapsed, any sweep may publish the event.
+pub const OUTBOX_CLAIM: Duration = Duration::from_secs(5);
 
 /// Longest any statement may run.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -119,6 +126,7 @@ pub struct StoreSettings {
 pub struct Store {
     core: Arc<Core>,
     batches: Arc<writers::Batches>,
+    outbox: Arc<outbox::OutboxBatch>,
 }
 
 /// The pool and the migration state, shared by the handles and the batchers.
@@ -181,6 +189,7 @@ impl Store {
         });
         Ok(Self {
             batches: Arc::new(writers::Batches::new(&core)),
+            outbox: Arc::new(outbox::OutboxBatch::new(&core)),
             core,
         })
     }

@@ -40,6 +40,8 @@ pub(super) fn record(row: &Row) -> Result<JobRecord, StoreError> {
 pub struct QueueEntry {
     pub id: String,
     pub kind: String,
+    /// Whose job it is (kept in the queue for the per-owner limit).
+    pub owner: String,
     pub priority: i32,
     pub max_attempts: u32,
     pub timeout_ms: u64,
@@ -54,6 +56,7 @@ impl QueueEntry {
         Self {
             id: job.id.clone(),
             kind: job.kind.clone(),
+            owner: job.owner.clone(),
             priority: job.priority,
             max_attempts: job.max_attempts,
             timeout_ms: job.timeout_ms,
@@ -71,6 +74,7 @@ impl QueueEntry {
         Ok(Self {
             id: row.try_get("id")?,
             kind: row.try_get("kind")?,
+            owner: row.try_get("owner")?,
             priority: row.try_get("priority")?,
             max_attempts: row.try_get::<_, i32>("max_attempts")?.max(1) as u32,
             timeout_ms: row.try_get::<_, i64>("timeout_ms")?.max(1) as u64,
@@ -81,7 +85,7 @@ impl QueueEntry {
 }
 
 pub(super) const ENTRY_COLUMNS: &str =
-    "id, kind, priority, max_attempts, timeout_ms, delay_ms, attempts, created_at, updated_at";
+    "id, kind, owner, priority, max_attempts, timeout_ms, delay_ms, attempts, created_at, updated_at";
 
 /// What a worker gets when it starts an attempt.
 #[derive(Debug, Clone)]
@@ -128,6 +132,9 @@ pub struct Ended {
     pub owner: String,
     /// Attempts made.
     pub attempts: u32,
+    /// The `error` column as written: a failure's error, or a cancel's
+    /// reason (the one the cancel request gave, when there was one).
+    pub error: Option<String>,
 }
 
 /// Filters of `GET /v1/jobs`.

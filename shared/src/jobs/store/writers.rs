@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::batch::{fail_all, BatchSettings, Batcher};
+use super::outbox::{outbox_claim_ms, outbox_insert};
 use super::records::{record, Ended, Started, Terminal, RECORD_COLUMNS};
 use super::{rfc3339, Core, StoreError};
 use crate::jobs::model::{JobRecord, JobState, NewJob};
@@ -317,12 +318,18 @@ pub(super) struct FinishReq {
     pub(super) progress: Option<Value>,
 }
 
-const FINISH_MANY: &str = "UPDATE jobs AS j SET state = v.state, result = v.result, error = v.error, dead = v.dead,
-            progress = COALESCE(v.progress, j.progress), finished_at = now(), updated_at = now(), lease_token = NULL
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::bool[], $7::jsonb[])
-          AS v(id, token, state, result, error, dead, progress)
-     WHERE j.id = v.id AND j.state IN ('queued', 'running') AND (v.token IS NULL OR j.lease_token = v.token)
-     RETURNING j.id, j.owner, j.attempts";
+/// The terminal writes, with their outbox rows (`OUTBOX`, see
+/// [`outbox_insert`]) in the same statement.
+const FINISH_MANY: &str = "WITH ended AS (
+        UPDATE jobs AS j SET state = v.state, result = v.result, dead = v.dead,
+               error = CASE WHEN v.state = 'cancelled' THEN COALESCE(j.cancel_reason, v.error) ELSE v.error END,
+               progress = COALESCE(v.progress, j.progress), finished_at = now(), updated_at = now(), lease_token = NULL
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::bool[], $7::jsonb[])
+             AS v(id, token, state, result, error, dead, progress)
+        WHERE j.id = v.id AND j.state IN ('queued', 'running') AND (v.token IS NULL OR j.lease_token = v.token)
+        RETURNING j.id, j.owner, j.attempts, j.error
+     ), OUTBOX
+     SELECT id, owner, attempts, error FROM ended";
 
 async fn finish_many(
     core: Arc<Core>,
@@ -343,7 +350,9 @@ async fn finish_batch(
     reqs: Vec<&FinishReq>,
 ) -> Result<Vec<Option<Ended>>, StoreError> {
     let conn = core.conn().await?;
-    let stmt = conn.prepare_cached(FINISH_MANY).await?;
+    let stmt = conn
+        .prepare_cached(&FINISH_MANY.replace("OUTBOX", &outbox_insert(8)))
+        .await?;
     let ids: Vec<&str> = reqs.iter().map(|r| r.id.as_str()).collect();
     let tokens: Vec<Option<&str>> = reqs.iter().map(|r| r.token.as_deref()).collect();
     let states: Vec<&str> = reqs.iter().map(|r| r.end.state().as_str()).collect();
@@ -357,7 +366,16 @@ async fn finish_batch(
     let rows = conn
         .query(
             &stmt,
-            &[&ids, &tokens, &states, &results, &errors, &dead, &progress],
+            &[
+                &ids,
+                &tokens,
+                &states,
+                &results,
+                &errors,
+                &dead,
+                &progress,
+                &outbox_claim_ms(),
+            ],
         )
         .await?;
     let mut ended: HashMap<String, Ended> = HashMap::with_capacity(rows.len());
@@ -367,6 +385,7 @@ async fn finish_batch(
             Ended {
                 owner: row.try_get("owner")?,
                 attempts: row.try_get::<_, i32>("attempts")?.max(0) as u32,
+                error: row.try_get("error")?,
             },
         );
     }

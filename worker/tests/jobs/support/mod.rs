@@ -124,16 +124,30 @@ impl<R: RedisTarget> Harness<R> {
             .expect("job exists")
     }
 
-    /// Waits for the job to end (its record terminal in PostgreSQL, then its
-    /// terminal event, published just after the write); returns its record.
-    pub async fn wait_end(&self, id: &str, within: Duration) -> JobRecord {
+    /// Waits for the job's end to be recorded; returns its record (its
+    /// terminal event may not be out yet).
+    pub async fn wait_recorded(&self, id: &str, within: Duration) -> JobRecord {
         let ended = wait_until(within, || async {
             matches!(self.jobs.store.get_job(id).await, Ok(Some(j)) if j.state.is_terminal())
-                && !terminal_events(&self.events(id).await).is_empty()
         })
         .await;
         let job = self.job(id).await;
         assert!(ended, "job {id} did not end within {within:?}: {job:?}");
+        job
+    }
+
+    /// Waits for the job to end, recorded and announced on `job:{id}`;
+    /// returns its record.
+    pub async fn wait_end(&self, id: &str, within: Duration) -> JobRecord {
+        let job = self.wait_recorded(id, within).await;
+        let announced = wait_until(within, || async {
+            !terminal_events(&self.events(id).await).is_empty()
+        })
+        .await;
+        assert!(
+            announced,
+            "job {id} ended but its end was not announced: {job:?}"
+        );
         job
     }
 
